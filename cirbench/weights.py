@@ -1,0 +1,153 @@
+"""One weights manager for the whole project: canonical files, torch-hub cache, sha256 checks, imports.
+
+Files are downloaded into ``$TORCH_HOME/hub/checkpoints`` (so lpips, pytorch-fid, torchvision and
+CompressAI share them), verified against the sha256 prefix in their names and renamed into place atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cirbench.errors import CirbenchError, UnknownNameError
+from cirbench.fileio import sha256_file, write_with_atomic
+
+
+class WeightsUnavailable(CirbenchError):
+    """A weight file is not in the cache and cannot be downloaded (offline, or the host failed)."""
+
+    def __init__(self, spec: WeightFile, reason: str) -> None:
+        super().__init__(
+            f"weights '{spec.filename}' are not available: {reason}. Download {spec.url} on a machine with "
+            f"internet, then run: cirbench weights import /path/to/{spec.filename}"
+        )
+        self.spec = spec
+
+
+class WeightsCorrupt(CirbenchError):
+    """A weight file's sha256 does not match its canonical prefix."""
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A canonical pretrained file: its cache name, URL, expected sha256 prefix and what uses it."""
+
+    filename: str
+    url: str
+    sha256_prefix: str
+    purpose: str
+    licence: str = ""
+
+    def matches(self, digest: str) -> bool:
+        return bool(self.sha256_prefix) and digest.startswith(self.sha256_prefix.lower())
+
+
+_CATALOGUE: dict[str, WeightFile] = {}
+
+
+def register_weight(spec: WeightFile) -> WeightFile:
+    """Add a canonical file to the catalogue (modules that need weights call this at import time)."""
+    existing = _CATALOGUE.get(spec.filename)
+    if existing is not None and existing != spec:
+        raise ValueError(f"weight file {spec.filename} registered twice with different specs")
+    _CATALOGUE[spec.filename] = spec
+    return spec
+
+
+def catalogue() -> dict[str, WeightFile]:
+    """Every registered canonical file (importing the modules that register them first)."""
+    from cirbench import weights_catalogue  # noqa: F401  (registers the project's canonical files)
+    from cirbench.codecs import CODECS
+
+    CODECS.names()  # codec modules register the weights they use when imported
+
+    return dict(sorted(_CATALOGUE.items()))
+
+
+def get_weight(filename: str) -> WeightFile:
+    files = catalogue()
+    if filename not in files:
+        raise UnknownNameError(f"unknown weight file '{filename}' (known: {', '.join(files)})")
+    return files[filename]
+
+
+def cache_dir() -> Path:
+    """``$TORCH_HOME/hub/checkpoints`` (torch's own default resolution), created on demand."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def cached_path(spec: WeightFile) -> Path:
+    return cache_dir() / spec.filename
+
+
+def verify_file(spec: WeightFile, path: Path) -> str:
+    """sha256 of ``path``; WeightsCorrupt when it does not start with the canonical prefix."""
+    digest = sha256_file(path)
+    if not spec.matches(digest):
+        raise WeightsCorrupt(
+            f"{path} has sha256 {digest[:16]}..., expected a digest starting with {spec.sha256_prefix}: "
+            "the file is corrupt, truncated or not the canonical one"
+        )
+    return digest
+
+
+def _download(spec: WeightFile, target: Path, progress: Callable[[int, int], None] | None) -> None:
+    def fetch(tmp_path: str) -> None:
+        with urllib.request.urlopen(spec.url, timeout=60) as response, open(tmp_path, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            done = 0
+            while block := response.read(1 << 20):
+                out.write(block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, total)
+        verify_file(spec, Path(tmp_path))
+
+    write_with_atomic(target, fetch)
+
+
+def ensure_weight(filename: str, download: bool = True, progress: Callable[[int, int], None] | None = None) -> Path:
+    """Path of a verified canonical file: from the cache, else downloaded (if allowed) and verified."""
+    spec = get_weight(filename)
+    target = cached_path(spec)
+    if target.exists():
+        verify_file(spec, target)
+        return target
+    if not download or os.environ.get("CIRBENCH_OFFLINE") == "1":
+        raise WeightsUnavailable(spec, f"not in the cache {target.parent} and downloads are off")
+    try:
+        _download(spec, target, progress)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise WeightsUnavailable(spec, f"download failed ({getattr(exc, 'reason', exc)})") from exc
+    return target
+
+
+def import_weight(source: str | os.PathLike[str]) -> Path:
+    """Copy a file downloaded elsewhere into the cache after checking its name and hash."""
+    path = Path(source)
+    spec = get_weight(path.name)
+    if not path.is_file():
+        raise CirbenchError(f"{path} is not a file")
+    verify_file(spec, path)
+    target = cached_path(spec)
+    write_with_atomic(target, lambda tmp: shutil.copyfile(path, tmp))
+    return target
+
+
+def weight_status(spec: WeightFile) -> str:
+    """'ok', 'missing' or 'corrupt' for the cached copy of ``spec``."""
+    path = cached_path(spec)
+    if not path.exists():
+        return "missing"
+    try:
+        verify_file(spec, path)
+    except WeightsCorrupt:
+        return "corrupt"
+    return "ok"
