@@ -18,6 +18,9 @@ class SourceImageError(CirbenchError):
         self.path = str(path)
         self.reason = reason
 
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.path, self.reason))
+
 
 class SourceSetError(CirbenchError):
     """A source folder or canonical source set is missing or malformed."""
@@ -38,6 +41,9 @@ class CodecUnavailable(CirbenchError):
         self.codec = codec
         self.reason = reason
         self.remedy = remedy
+
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.codec, self.reason, self.remedy))
 
 
 class UnknownNameError(CirbenchError, KeyError):

@@ -27,6 +27,10 @@ class WeightsUnavailable(CirbenchError):
             f"internet, then run: cirbench weights import /path/to/{spec.filename}"
         )
         self.spec = spec
+        self.reason = reason
+
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.spec, self.reason))
 
 
 class WeightsCorrupt(CirbenchError):

@@ -1,0 +1,278 @@
+"""The dataset builder: plans (source, task) jobs, skips what the manifest proves done, runs the rest in parallel.
+
+Outputs follow the MoE-DiffIR layout (OUT/<name>/HR, OUT/<name>/<FOLDER>); every write is atomic and every
+finished entry is journaled, so a killed build resumes where it stopped. Library code: reports, never prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cirbench.build_jobs import JobOutcome, SourceJob, TaskJob, encode_task, prepare_source
+from cirbench.build_runner import make_executor, run_jobs
+from cirbench.errors import CirbenchError, CodecUnavailable, OutputError, UnknownNameError
+from cirbench.fileio import sha256_file
+from cirbench.manifest import ManifestJournal, load_rows, write_manifest
+from cirbench.provenance import write_build_record
+from cirbench.resources import samples_dir
+from cirbench.sources import DEFAULT_MAX_PIXELS, list_sources
+from cirbench.tasks import Task, TaskSet, load_taskset
+
+
+class BuildProgress(Protocol):
+    """Where the builder reports progress and per-item errors (the CLI draws it with rich)."""
+
+    def start(self, stage: str, total: int) -> None: ...
+    def advance(self, amount: int = 1) -> None: ...
+    def error(self, line: str) -> None: ...
+
+
+class SilentProgress:
+    def start(self, stage: str, total: int) -> None:
+        pass
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+    def error(self, line: str) -> None:
+        pass
+
+
+@dataclass
+class BuildOptions:
+    out: Path
+    source: Path | None = None
+    taskset: str = "moe-diffir-21"
+    name: str | None = None
+    tasks: list[str] | None = None
+    jobs: int = 1
+    keep_bitstreams: bool = False
+    force: bool = False
+    dry_run: bool = False
+    fail_fast: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    scheduler: str | None = None
+
+
+@dataclass
+class TaskPlan:
+    """A task with its fully resolved codec parameters and tool versions, or why it cannot run."""
+
+    task: Task
+    params: dict[str, Any] = field(default_factory=dict)
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    suffix: str = ".bin"
+    unavailable: str | None = None
+
+
+@dataclass
+class BuildReport:
+    dataset: str
+    dataset_dir: Path
+    taskset: TaskSet
+    sources: int = 0
+    built: int = 0
+    up_to_date: int = 0
+    would_build: int = 0
+    failures: list[str] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    ignored_files: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def plan_tasks(tasks: list[Task]) -> list[TaskPlan]:
+    """Resolve each task's codec; unknown or unavailable codecs become explained 'unavailable' plans."""
+    plans = []
+    for task in tasks:
+        try:
+            codec = task.create_codec()
+            codec.check_available()
+        except UnknownNameError as exc:
+            plans.append(TaskPlan(task, unavailable=f"codec '{task.codec}' is not installed ({exc})"))
+            continue
+        except CodecUnavailable as exc:
+            plans.append(TaskPlan(task, unavailable=str(exc)))
+            continue
+        plans.append(TaskPlan(task, codec.parameters(), codec.tool_versions(), codec.file_suffix))
+    return plans
+
+
+def fingerprint(source_sha256: str, plan: TaskPlan) -> str:
+    blob = json.dumps([source_sha256, plan.task.codec, plan.params, plan.tool_versions], sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _is_current(row: dict[str, Any] | None, digest: str, dataset_dir: Path, keep_bitstreams: bool) -> bool:
+    if row is None or row.get("fingerprint") != digest:
+        return False
+    output = dataset_dir / str(row["output_file"])
+    if not output.exists() or sha256_file(output) != row["output_sha256"]:
+        return False
+    if keep_bitstreams:
+        kept = row.get("bitstream_file")
+        return bool(kept) and (dataset_dir / kept).exists() and sha256_file(dataset_dir / kept) == row["bitstream_sha256"]
+    return True
+
+
+@contextlib.contextmanager
+def _build_lock(dataset_dir: Path) -> Iterator[None]:
+    """One build at a time per dataset folder (the lock dies with its process, even on SIGKILL)."""
+    try:
+        dataset_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(dataset_dir / ".build.lock", "w")  # noqa: SIM115
+    except OSError as exc:
+        raise OutputError(f"cannot write the dataset folder {dataset_dir}: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.close()
+        raise OutputError(f"another cirbench build is writing {dataset_dir}; wait for it or stop it") from exc
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def _remove_stale_parts(dataset_dir: Path) -> None:
+    """Delete temporary files a killed run left behind (never files under a final name)."""
+    for part in dataset_dir.rglob(".*.part"):
+        with contextlib.suppress(OSError):
+            part.unlink()
+
+
+class _Builder:
+    """One build run: holds the options, the known rows, the journal and the report."""
+
+    def __init__(self, options: BuildOptions, progress: BuildProgress) -> None:
+        self.options = options
+        self.progress = progress
+        self.source_dir = Path(options.source) if options.source else samples_dir()
+        name = options.name or (self.source_dir.name if options.source else "samples")
+        self.dataset_dir = Path(options.out) / name
+        taskset = load_taskset(options.taskset)
+        self.tasks = taskset.select(options.tasks)
+        self.report = BuildReport(dataset=name, dataset_dir=self.dataset_dir, taskset=taskset, dry_run=options.dry_run)
+        self.rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.current_sources: list[dict[str, Any]] = []
+        self.journal = ManifestJournal(self.dataset_dir)
+
+    def _record(self, outcome: JobOutcome) -> bool:
+        """Journal a finished row or report its error; False asks the runner to stop (fail-fast)."""
+        self.progress.advance()
+        if outcome.row is not None:
+            key = (outcome.row["kind"], outcome.row["image"], outcome.row["task"])
+            self.rows[key] = outcome.row
+            self.journal.append(outcome.row)
+            if outcome.row["kind"] == "hr":
+                self.current_sources.append(outcome.row)
+            return True
+        self.report.failures.append(str(outcome.error))
+        self.progress.error(str(outcome.error))
+        return not self.options.fail_fast
+
+    def _prepare_sources(self, executor: Any, window: int) -> list[dict[str, Any]]:
+        listing = list_sources(self.source_dir)
+        self.report.ignored_files = [p.name for p in listing.ignored]
+        stems: dict[str, Path] = {}
+        jobs = []
+        for path in listing.images:
+            if path.stem in stems:
+                line = f"{path}: same stem as {stems[path.stem].name}; outputs would collide (rename one)"
+                self._record(JobOutcome(label=str(path), error=line))
+                continue
+            stems[path.stem] = path
+            jobs.append(SourceJob(str(path), self.report.dataset, str(self.dataset_dir), self.options.max_pixels))
+        self.progress.start("sources", len(listing.images))
+        run_jobs(executor, prepare_source, jobs, window, self._record)
+        return sorted(self.current_sources, key=lambda r: r["image"])
+
+    def _task_jobs(self, hr_rows: list[dict[str, Any]], plans: list[TaskPlan], known: dict) -> list[TaskJob]:
+        jobs = []
+        for hr in hr_rows:
+            for plan in plans:
+                digest = fingerprint(hr["source_sha256"], plan)
+                key = ("lq", hr["image"], plan.task.name)
+                if not self.options.force and _is_current(known.get(key), digest, self.dataset_dir, self.options.keep_bitstreams):
+                    self.report.up_to_date += 1
+                    continue
+                jobs.append(
+                    TaskJob(
+                        source_path=str(self.source_dir / hr["source_file"]),
+                        source_sha256=hr["source_sha256"],
+                        dataset=self.report.dataset,
+                        dataset_dir=str(self.dataset_dir),
+                        task=plan.task.as_record(),
+                        params=plan.params,
+                        tool_versions=plan.tool_versions,
+                        fingerprint=digest,
+                        keep_bitstreams=self.options.keep_bitstreams,
+                        max_pixels=self.options.max_pixels,
+                        bitstream_suffix=plan.suffix,
+                    )
+                )
+        return jobs
+
+    def run(self) -> BuildReport:
+        start = time.perf_counter()
+        plans = plan_tasks(self.tasks)
+        self.report.unavailable = {p.task.name: str(p.unavailable) for p in plans if p.unavailable}
+        ready = [p for p in plans if not p.unavailable]
+        if self.options.dry_run:
+            return self._dry_run(ready, start)
+        with _build_lock(self.dataset_dir):
+            _remove_stale_parts(self.dataset_dir)
+            known = {} if self.options.force else load_rows(self.dataset_dir)
+            self.rows = dict(known)
+            executor, window = make_executor(self.options.jobs, self.options.scheduler)
+            try:
+                hr_rows = self._prepare_sources(executor, window)
+                self.report.sources = len(hr_rows)
+                if self.report.ok or not self.options.fail_fast:
+                    jobs = self._task_jobs(hr_rows, ready, known)
+                    self.progress.start("encode", len(jobs))
+                    before = len(self.report.failures)
+                    run_jobs(executor, encode_task, jobs, window, self._record)
+                    self.report.built = len(jobs) - (len(self.report.failures) - before)
+            finally:
+                executor.shutdown(wait=True, cancel_futures=True)
+                self._finish(start)
+        return self.report
+
+    def _finish(self, start: float) -> None:
+        write_manifest(self.dataset_dir, self.rows.values())
+        self.journal.remove()
+        self.report.seconds = time.perf_counter() - start
+        write_build_record(self.dataset_dir, self.report, self.options, self.tasks)
+
+    def _dry_run(self, ready: list[TaskPlan], start: float) -> BuildReport:
+        listing = list_sources(self.source_dir)
+        self.report.ignored_files = [p.name for p in listing.ignored]
+        known = load_rows(self.dataset_dir) if self.dataset_dir.exists() and not self.options.force else {}
+        hr_rows = [
+            {"image": p.stem, "source_file": p.name, "source_sha256": sha256_file(p)} for p in listing.images
+        ]
+        self.report.sources = len(hr_rows)
+        self.report.would_build = len(self._task_jobs(hr_rows, ready, known))
+        self.report.seconds = time.perf_counter() - start
+        return self.report
+
+
+def build_dataset(options: BuildOptions, progress: BuildProgress | None = None) -> BuildReport:
+    """Build (or resume, or dry-run) one dataset; per-item failures are in the report, not raised."""
+    if options.jobs < 1:
+        raise CirbenchError("--jobs must be at least 1")
+    return _Builder(options, progress or SilentProgress()).run()
+

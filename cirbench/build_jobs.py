@@ -1,0 +1,154 @@
+"""The two units of work of a build, run in worker processes: prepare one source, code one (image, task).
+
+Each returns a manifest row or a failure message (typed errors never cross the process boundary raw).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cirbench import __version__
+from cirbench.codecs import create_codec
+from cirbench.errors import CirbenchError, SourceImageError
+from cirbench.fileio import encode_png, sha256_bytes, sha256_file, write_bytes_atomic
+from cirbench.sources import SourceImage, load_source
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a job produced: a manifest row, or an error line naming the file and the reason."""
+
+    label: str
+    row: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceJob:
+    path: str
+    dataset: str
+    dataset_dir: str
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class TaskJob:
+    source_path: str
+    source_sha256: str
+    dataset: str
+    dataset_dir: str
+    task: dict[str, Any]
+    params: dict[str, Any]
+    tool_versions: dict[str, str]
+    fingerprint: str
+    keep_bitstreams: bool
+    max_pixels: int
+    bitstream_suffix: str
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def psnr_rgb(reference: np.ndarray, test: np.ndarray) -> float:
+    """RGB PSNR in dB (peak 255) of two uint8 images; inf when identical."""
+    mse = float(np.mean((reference.astype(np.float64) - test.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0.0 else 10.0 * float(np.log10(255.0**2 / mse))
+
+
+def _write_png_if_changed(path: Path, png: bytes) -> str:
+    digest = sha256_bytes(png)
+    if not (path.exists() and sha256_file(path) == digest):
+        write_bytes_atomic(path, png)
+    return digest
+
+
+def _source_columns(source: SourceImage, dataset: str) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "image": source.stem,
+        "source_file": source.path.name,
+        "source_sha256": source.sha256,
+        "source_bytes": source.file_bytes,
+        "source_mode": source.source_mode,
+        "source_conversion": source.conversion,
+        "height": source.height,
+        "width": source.width,
+        "cirbench_version": __version__,
+        "created_utc": _now(),
+    }
+
+
+def prepare_source(job: SourceJob) -> JobOutcome:
+    """Validate a source, write its 8-bit RGB PNG into HR/, return its hr row."""
+    try:
+        source = load_source(job.path, max_pixels=job.max_pixels)
+        relative = f"HR/{source.stem}.png"
+        digest = _write_png_if_changed(Path(job.dataset_dir) / relative, encode_png(source.rgb))
+    except CirbenchError as exc:
+        return JobOutcome(label=job.path, error=str(exc))
+    row = _source_columns(source, job.dataset) | {
+        "kind": "hr",
+        "task": "HR",
+        "folder": "HR",
+        "codec": "none",
+        "output_file": relative,
+        "output_sha256": digest,
+    }
+    return JobOutcome(label=job.path, row=row)
+
+
+def _code_one(job: TaskJob, source: SourceImage) -> dict[str, Any]:
+    task = job.task
+    codec = create_codec(task["codec"], **job.params)
+    result = codec.roundtrip(source.rgb)
+    dataset_dir = Path(job.dataset_dir)
+    relative = f"{task['folder']}/{source.stem}.png"
+    digest = _write_png_if_changed(dataset_dir / relative, encode_png(result.decoded))
+    bitstream_file = None
+    if job.keep_bitstreams:
+        bitstream_file = f"bitstreams/{task['folder']}/{source.stem}{job.bitstream_suffix}"
+        write_bytes_atomic(dataset_dir / bitstream_file, result.bitstream)
+    return {
+        "kind": "lq",
+        "task": task["name"],
+        "task_id": task["id"],
+        "folder": task["folder"],
+        "codec": task["codec"],
+        "family": task["family"],
+        "level": str(task["level"]),
+        "params_json": json.dumps(job.params, sort_keys=True),
+        "tool_versions_json": json.dumps(job.tool_versions, sort_keys=True),
+        "fingerprint": job.fingerprint,
+        "padded_height": result.padded_height,
+        "padded_width": result.padded_width,
+        "bitstream_bytes": len(result.bitstream),
+        "bitstream_sha256": sha256_bytes(result.bitstream),
+        "bitstream_file": bitstream_file,
+        "bpp": 8.0 * len(result.bitstream) / (source.height * source.width),
+        "psnr": psnr_rgb(source.rgb, result.decoded),
+        "output_file": relative,
+        "output_sha256": digest,
+        "encode_seconds": result.encode_seconds,
+        "decode_seconds": result.decode_seconds,
+        "encoder_stats_json": json.dumps(result.stats, sort_keys=True),
+    }
+
+
+def encode_task(job: TaskJob) -> JobOutcome:
+    """Code one source with one task's codec; write the decoded PNG (and the bitstream if kept)."""
+    label = f"{job.source_path} [{job.task['name']}]"
+    try:
+        source = load_source(job.source_path, max_pixels=job.max_pixels)
+        if source.sha256 != job.source_sha256:
+            raise SourceImageError(job.source_path, "the file changed during the build; rerun to pick it up")
+        row = _source_columns(source, job.dataset) | _code_one(job, source)
+    except CirbenchError as exc:
+        return JobOutcome(label=label, error=f"{job.task['name']}: {exc}")
+    return JobOutcome(label=label, row=row)

@@ -1,0 +1,84 @@
+"""Executes build jobs: in-process (--jobs 1), a spawn process pool (--jobs N) or a Dask cluster (--scheduler).
+
+Jobs are submitted through a bounded window so memory stays flat for DF2K-sized builds and results stream back.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+from cirbench.errors import CirbenchError
+
+
+class InlineExecutor(Executor):
+    """Runs each job at submit time in this process: no pickling, no worker start-up."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001  (delivered through the future, like a pool would)
+            future.set_exception(exc)
+        return future
+
+
+def make_executor(jobs: int, scheduler: str | None = None) -> tuple[Executor, int]:
+    """The executor for ``jobs`` workers (or a Dask scheduler address) and its submission window."""
+    if scheduler:
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise CirbenchError("--scheduler needs Dask: pip install 'cirbench[dist]'") from exc
+        try:
+            client = Client(scheduler, timeout=30)
+        except OSError as exc:
+            raise CirbenchError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
+        workers = max(1, sum(client.nthreads().values()))
+        return client.get_executor(), 4 * workers
+    if jobs == 1:
+        return InlineExecutor(), 1
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context), 4 * jobs
+
+
+def run_jobs(
+    executor: Executor,
+    function: Callable[[Any], Any],
+    jobs: Iterable[Any],
+    window: int,
+    on_result: Callable[[Any], bool],
+) -> bool:
+    """Run ``function`` over ``jobs`` with at most ``window`` in flight; False once ``on_result`` asks to stop.
+
+    ``on_result`` gets each job's return value as it completes; an exception raised inside a job (a bug,
+    not a typed per-item error) propagates after in-flight jobs finish.
+    """
+    pending: set[Future] = set()
+    keep_going = True
+
+    def drain(block_until: str) -> None:
+        nonlocal pending, keep_going
+        done, pending = wait(pending, return_when=block_until)
+        for future in done:
+            if not on_result(future.result()):
+                keep_going = False
+
+    for job in jobs:
+        if not keep_going:
+            break
+        pending.add(executor.submit(function, job))
+        if len(pending) >= window:
+            drain(FIRST_COMPLETED)
+    while pending and keep_going:
+        drain(FIRST_COMPLETED)
+    for future in pending:
+        future.cancel()
+    if pending:
+        wait(pending)
+        for future in pending:
+            if not future.cancelled() and future.exception() is None:
+                on_result(future.result())
+    return keep_going

@@ -1,0 +1,95 @@
+"""Provenance of a build: build.json beside the manifest with versions, options, task set and outcome.
+
+It records what the manifest rows alone cannot: the task-set file and hash, unavailable tasks, failures, timing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cirbench import __version__
+from cirbench.fileio import write_text_atomic
+
+if TYPE_CHECKING:
+    from cirbench.build import BuildOptions, BuildReport
+    from cirbench.tasks import Task
+
+BUILD_RECORD = "build.json"
+_PACKAGES = ("numpy", "pillow", "imagecodecs", "imageio-ffmpeg", "ffmpeg-python", "torch", "compressai", "pandas", "pyarrow")
+
+
+def package_versions(names: tuple[str, ...] = _PACKAGES) -> dict[str, str]:
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "cirbench": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+    }
+
+
+def _merged_tasks(dataset_dir: Path, tasks: list[Task]) -> list[dict[str, Any]]:
+    """Tasks of earlier builds into the same folder (other subsets or task sets) plus this build's."""
+    merged: dict[str, dict[str, Any]] = {}
+    previous = dataset_dir / BUILD_RECORD
+    if previous.exists():
+        try:
+            for record in json.loads(previous.read_text(encoding="utf-8"))["taskset"]["tasks"]:
+                merged[record["name"]] = record
+        except (OSError, ValueError, KeyError, TypeError):
+            merged = {}
+    for task in tasks:
+        merged[task.name] = task.as_record()
+    return list(merged.values())
+
+
+def write_build_record(dataset_dir: Path, report: BuildReport, options: BuildOptions, tasks: list[Task]) -> Path:
+    """Write build.json; its task list covers every task ever built into this folder."""
+    record = {
+        "dataset": report.dataset,
+        "written_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "source": str(options.source) if options.source else "cirbench embedded samples",
+        "taskset": {
+            "name": report.taskset.name,
+            "path": report.taskset.path,
+            "sha256": report.taskset.sha256,
+            "tasks": _merged_tasks(dataset_dir, tasks),
+            "built_this_run": [t.name for t in tasks],
+        },
+        "options": {
+            "jobs": options.jobs,
+            "keep_bitstreams": options.keep_bitstreams,
+            "force": options.force,
+            "fail_fast": options.fail_fast,
+            "max_pixels": options.max_pixels,
+            "scheduler": options.scheduler,
+        },
+        "outcome": {
+            "sources": report.sources,
+            "built": report.built,
+            "up_to_date": report.up_to_date,
+            "failures": report.failures,
+            "unavailable_tasks": report.unavailable,
+            "ignored_files": report.ignored_files,
+            "seconds": round(report.seconds, 3),
+        },
+        "environment": environment(),
+    }
+    path = dataset_dir / BUILD_RECORD
+    write_text_atomic(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
+    return path
