@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cirbench.build_jobs import JobOutcome, SourceJob, TaskJob, encode_task, prepare_source
-from cirbench.build_runner import make_executor, run_jobs
+from cirbench.build_runner import open_executor, run_jobs
 from cirbench.errors import CirbenchError, CodecUnavailable, OutputError, UnknownNameError
 from cirbench.fileio import sha256_file
 from cirbench.manifest import ManifestJournal, load_rows, write_manifest
@@ -178,6 +178,8 @@ class _Builder:
             self.journal.append(outcome.row)
             if outcome.row["kind"] == "hr":
                 self.current_sources.append(outcome.row)
+            else:
+                self.report.built += 1
             return True
         self.report.failures.append(str(outcome.error))
         self.progress.error(str(outcome.error))
@@ -236,20 +238,21 @@ class _Builder:
             _remove_stale_parts(self.dataset_dir)
             known = {} if self.options.force else load_rows(self.dataset_dir)
             self.rows = dict(known)
-            executor, window = make_executor(self.options.jobs, self.options.scheduler)
             try:
-                hr_rows = self._prepare_sources(executor, window)
-                self.report.sources = len(hr_rows)
-                if self.report.ok or not self.options.fail_fast:
-                    jobs = self._task_jobs(hr_rows, ready, known)
-                    self.progress.start("encode", len(jobs))
-                    before = len(self.report.failures)
-                    run_jobs(executor, encode_task, jobs, window, self._record)
-                    self.report.built = len(jobs) - (len(self.report.failures) - before)
+                with open_executor(self.options.jobs, self.options.scheduler) as (executor, window):
+                    self._run_stages(executor, window, ready, known)
             finally:
-                executor.shutdown(wait=True, cancel_futures=True)
                 self._finish(start)
         return self.report
+
+    def _run_stages(self, executor: Any, window: int, ready: list[TaskPlan], known: dict) -> None:
+        hr_rows = self._prepare_sources(executor, window)
+        self.report.sources = len(hr_rows)
+        if self.report.failures and self.options.fail_fast:
+            return
+        jobs = self._task_jobs(hr_rows, ready, known)
+        self.progress.start("encode", len(jobs))
+        run_jobs(executor, encode_task, jobs, window, self._record)
 
     def _finish(self, start: float) -> None:
         write_manifest(self.dataset_dir, self.rows.values())

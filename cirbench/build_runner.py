@@ -5,8 +5,9 @@ Jobs are submitted through a bounded window so memory stays flat for DF2K-sized 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -25,23 +26,42 @@ class InlineExecutor(Executor):
         return future
 
 
-def make_executor(jobs: int, scheduler: str | None = None) -> tuple[Executor, int]:
-    """The executor for ``jobs`` workers (or a Dask scheduler address) and its submission window."""
+@contextlib.contextmanager
+def open_executor(jobs: int, scheduler: str | None = None) -> Iterator[tuple[Executor, int]]:
+    """The executor for ``jobs`` workers (or a Dask scheduler address) and its submission window; closed on exit."""
     if scheduler:
-        try:
-            from distributed import Client
-        except ImportError as exc:
-            raise CirbenchError("--scheduler needs Dask: pip install 'cirbench[dist]'") from exc
-        try:
-            client = Client(scheduler, timeout=30)
-        except OSError as exc:
-            raise CirbenchError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
-        workers = max(1, sum(client.nthreads().values()))
-        return client.get_executor(), 4 * workers
+        with _dask_executor(scheduler) as opened:
+            yield opened
+        return
     if jobs == 1:
-        return InlineExecutor(), 1
-    context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context), 4 * jobs
+        yield InlineExecutor(), 1
+        return
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool, 4 * jobs
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _dask_executor(scheduler: str) -> Iterator[tuple[Executor, int]]:
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise CirbenchError("--scheduler needs Dask: pip install 'cirbench[dist]'") from exc
+    try:
+        client = Client(scheduler, timeout=30)
+    except OSError as exc:
+        raise CirbenchError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
+    try:
+        workers = max(1, sum(client.nthreads().values()))
+        executor = client.get_executor()
+        try:
+            yield executor, 4 * workers
+        finally:
+            executor.shutdown(wait=True)
+    finally:
+        client.close()
 
 
 def run_jobs(

@@ -79,7 +79,7 @@ class Codec(ABC):
             raise ConfigError(f"codec '{self.name}': {exc}") from exc
         self._validate()
 
-    def _validate(self) -> None:
+    def _validate(self) -> None:  # noqa: B027  (optional hook)
         """Raise ConfigError for out-of-range options (subclasses override)."""
 
     def parameters(self) -> dict[str, Any]:
@@ -91,7 +91,7 @@ class Codec(ABC):
         """Both sides are padded to a multiple of this before encoding (1: any size)."""
         return 1
 
-    def check_available(self) -> None:
+    def check_available(self) -> None:  # noqa: B027  (optional hook: most codecs are always available)
         """Raise CodecUnavailable if this codec cannot run here; return None if it can."""
 
     @abstractmethod

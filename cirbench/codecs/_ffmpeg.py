@@ -48,7 +48,7 @@ def ffmpeg_versions() -> dict[str, str]:
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def has_encoder(encoder: str) -> bool:
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True, check=False)
     return any(line.split()[1:2] == [encoder] for line in proc.stdout.splitlines() if line.strip())
