@@ -185,7 +185,7 @@ class _Builder:
         self.progress.error(str(outcome.error))
         return not self.options.fail_fast
 
-    def _prepare_sources(self, executor: Any, window: int) -> list[dict[str, Any]]:
+    def _prepare_sources(self, executor: Any, window: int, known: dict) -> list[dict[str, Any]]:
         listing = list_sources(self.source_dir)
         self.report.ignored_files = [p.name for p in listing.ignored]
         stems: dict[str, Path] = {}
@@ -196,7 +196,8 @@ class _Builder:
                 self._record(JobOutcome(label=str(path), error=line))
                 continue
             stems[path.stem] = path
-            jobs.append(SourceJob(str(path), self.report.dataset, str(self.dataset_dir), self.options.max_pixels))
+            previous = known.get(("hr", path.stem, "HR"))
+            jobs.append(SourceJob(str(path), self.report.dataset, str(self.dataset_dir), self.options.max_pixels, previous))
         self.progress.start("sources", len(listing.images))
         run_jobs(executor, prepare_source, jobs, window, self._record)
         return sorted(self.current_sources, key=lambda r: r["image"])
@@ -246,7 +247,7 @@ class _Builder:
         return self.report
 
     def _run_stages(self, executor: Any, window: int, ready: list[TaskPlan], known: dict) -> None:
-        hr_rows = self._prepare_sources(executor, window)
+        hr_rows = self._prepare_sources(executor, window, known)
         self.report.sources = len(hr_rows)
         if self.report.failures and self.options.fail_fast:
             return

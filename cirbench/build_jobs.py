@@ -35,6 +35,7 @@ class SourceJob:
     dataset: str
     dataset_dir: str
     max_pixels: int
+    known_row: dict[str, Any] | None = None  # the hr row of an earlier build, if any
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,22 @@ def _source_columns(source: SourceImage, dataset: str) -> dict[str, Any]:
     }
 
 
+def _still_current(job: SourceJob) -> bool:
+    """True when the source bytes and the HR file are exactly those an earlier build recorded."""
+    row = job.known_row
+    if not row or row.get("source_file") != Path(job.path).name:
+        return False
+    hr_file = Path(job.dataset_dir) / str(row["output_file"])
+    try:
+        return sha256_file(job.path) == row["source_sha256"] and sha256_file(hr_file) == row["output_sha256"]
+    except OSError:
+        return False
+
+
 def prepare_source(job: SourceJob) -> JobOutcome:
-    """Validate a source, write its 8-bit RGB PNG into HR/, return its hr row."""
+    """Validate a source, write its 8-bit RGB PNG into HR/, return its hr row (reused when nothing changed)."""
+    if _still_current(job):
+        return JobOutcome(label=job.path, row=dict(job.known_row or {}))
     try:
         source = load_source(job.path, max_pixels=job.max_pixels)
         relative = f"HR/{source.stem}.png"

@@ -74,6 +74,11 @@ def test_rerun_skips_what_matches_and_rebuilds_what_does_not(small_sources: Path
     assert Image.open(damaged).size == (96, 64)
     forced = _build(small_sources, tmp_path / "out", five_codec_taskset, force=True)
     assert forced.built == 15 and forced.up_to_date == 0
+    Image.open(small_sources / "bikes.bmp").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(small_sources / "bikes.bmp")
+    changed = _build(small_sources, tmp_path / "out", five_codec_taskset)
+    assert changed.built == 5 and changed.up_to_date == 10  # a changed source rebuilds its HR and all its tasks
+    hr = np.asarray(Image.open(tmp_path / "out" / "set" / "HR" / "bikes.png"))
+    assert np.array_equal(hr, np.asarray(Image.open(small_sources / "bikes.bmp").convert("RGB")))
 
 
 def test_bad_inputs_each_give_one_line_and_the_rest_is_built(small_sources: Path, tmp_path: Path, five_codec_taskset: Path, capsys) -> None:
