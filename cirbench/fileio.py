@@ -22,6 +22,16 @@ from cirbench.errors import OutputError
 _CHUNK = 1 << 20
 
 
+def _default_file_mode() -> int:
+    """The mode open() would give a new file (0o666 minus the umask); mkstemp's 0o600 is too strict."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _default_file_mode()
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -48,6 +58,7 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, _FILE_MODE)
         os.replace(tmp_name, target)
     except BaseException:
         with _suppress_os_error():
@@ -86,6 +97,7 @@ def write_with_atomic(path: str | os.PathLike[str], writer: Callable[[str], None
         raise OutputError(f"cannot write in {target.parent}: {exc.strerror or exc}") from exc
     try:
         writer(tmp_name)
+        os.chmod(tmp_name, _FILE_MODE)
         os.replace(tmp_name, target)
     except BaseException:
         with _suppress_os_error():

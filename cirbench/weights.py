@@ -47,8 +47,14 @@ class WeightFile:
     purpose: str
     licence: str = ""
 
+    @property
+    def has_checksum(self) -> bool:
+        """False for files whose publisher gave no hash (e.g. the HiFiC port's Google Drive files)."""
+        return bool(self.sha256_prefix)
+
     def matches(self, digest: str) -> bool:
-        return bool(self.sha256_prefix) and digest.startswith(self.sha256_prefix.lower())
+        """True when ``digest`` starts with the canonical prefix (always, for a file without a published hash)."""
+        return not self.has_checksum or digest.startswith(self.sha256_prefix.lower())
 
 
 _CATALOGUE: dict[str, WeightFile] = {}
@@ -146,7 +152,7 @@ def import_weight(source: str | os.PathLike[str]) -> Path:
 
 
 def weight_status(spec: WeightFile) -> str:
-    """'ok', 'missing' or 'corrupt' for the cached copy of ``spec``."""
+    """'ok', 'unverified' (present, no published hash to check), 'missing' or 'corrupt' for the cached copy."""
     path = cached_path(spec)
     if not path.exists():
         return "missing"
@@ -154,4 +160,6 @@ def weight_status(spec: WeightFile) -> str:
         verify_file(spec, path)
     except WeightsCorrupt:
         return "corrupt"
+    if not spec.has_checksum:
+        return "unverified"
     return "ok"

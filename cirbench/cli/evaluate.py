@@ -1,0 +1,104 @@
+"""``cirbench evaluate``: score a restoration model on a built dataset, with a progress bar and a run summary.
+
+Thin layer over cirbench.evaluate; prints skipped-metric warnings and where the results went.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cirbench.cli import app, console, err_console
+from cirbench.errors import ConfigError
+from cirbench.evaluate import EvaluationSettings, evaluate
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """KEY=VALUE strings -> dict; values are read as JSON when they parse (numbers, true/false), else as text."""
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"model option '{pair}' must look like KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+def split_names(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(n.strip() for v in values or [] for n in v.split(",") if n.strip())
+
+
+@app.command("evaluate")
+def evaluate_command(
+    dataset: Annotated[Path, typer.Argument(help="A built dataset folder (OUT/<name>)")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Registry name (identity, tv-chambolle, ...) or module:factory")],
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Weights: .safetensors or tensors-only .pt/.pth")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Model option KEY=VALUE (repeatable)")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Only these tasks (repeatable or comma-separated)")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N")] = "cpu",
+    protocol: Annotated[str, typer.Option("--protocol", help="full (whole image) or crop256 (MoE-DiffIR centre crop)")] = "full",
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Images per model call (same-size images only)")] = 1,
+    tile: Annotated[int | None, typer.Option("--tile", min=0, help="Tiles of T pixels (default: the model's preference; 0: whole image)")] = None,
+    overlap: Annotated[int | None, typer.Option("--overlap", min=0, help="Overlap of neighbouring tiles in pixels (default 32, at most T/4)")] = None,
+    save_images: Annotated[bool, typer.Option("--save-images", help="Also write restored PNGs into the run folder")] = False,
+    profile: Annotated[str, typer.Option("--profile", help="Metric profile: cirbench, basicsr-y, matlab-y, car, pyiqa, compressai")] = "cirbench",
+    method: Annotated[str | None, typer.Option("--method", help="Leaderboard label (default: the model name, plus @ and 8 hex digits of the checkpoint sha256)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Discard this run's earlier results and start over")] = False,
+) -> None:
+    """Restore every (image, task) of DATASET with a model and score it against HR (resumable)."""
+    settings = EvaluationSettings(
+        model=model, checkpoint=str(checkpoint) if checkpoint else None, model_options=parse_options(option),
+        tasks=split_names(tasks), device=device, protocol=protocol, batch=batch, tile=tile,
+        overlap=overlap, save_images=save_images, profile=profile, method=method, force=force,
+    )  # fmt: skip
+    columns = (
+        TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("eta"), TimeRemainingColumn(),
+    )  # fmt: skip
+
+    def warn(message: str) -> None:
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("evaluate", total=None)
+
+        def advance(done: int, total: int, task: str) -> None:
+            progress.update(bar, completed=done, total=total, description=task)
+
+        outcome = evaluate(dataset, settings, progress=advance, warn=warn)
+    record = outcome.record
+    timings = record["timings"]
+    console.print(
+        f"[bold]{record['method']}[/] ({record['mode']}, protocol {record['protocol']}, profile {record['profile']}): "
+        f"{outcome.evaluated} pairs restored, {outcome.reused} reused from an earlier session; "
+        f"model {timings['model_s']:.2f} s of {timings['total_s']:.2f} s -> {outcome.run_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    _print_means(outcome.scores, list(record["metrics"]))
+    if outcome.skipped_metrics:
+        console.print(f"[yellow]skipped metrics:[/] {', '.join(outcome.skipped_metrics)} (see record.json)")
+
+
+def _print_means(scores: pd.DataFrame, metrics: list[str]) -> None:
+    """Per-task means of the run's headline metrics (set metrics are one value per task already)."""
+    shown = [m for m in metrics if m in set(scores["metric"])]
+    if not shown:
+        return
+    means = scores[scores["metric"].isin(shown)].groupby(["task", "metric"], sort=False)["value"].mean().unstack()
+    table = Table(title="mean per task")
+    table.add_column("task")
+    for metric in shown:
+        table.add_column(metric, justify="right")
+    for task, row in means.iterrows():
+        table.add_row(str(task), *(f"{row[m]:.4f}" if abs(row[m]) < 10 else f"{row[m]:.2f}" for m in shown))
+    console.print(table)

@@ -1,0 +1,128 @@
+"""``cirbench weights list|download|verify|import``: the canonical pretrained files in the torch hub cache.
+
+Downloads are sha256-verified and renamed into place atomically; offline, ``import`` adds files fetched elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from cirbench.cli import app, console, err_console
+from cirbench.errors import CirbenchError
+
+weights_app = typer.Typer(help="List, download, verify and import pretrained weight files.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+
+def _catalogue():
+    """Every registered file, including those registered by model modules."""
+    from cirbench.weights import catalogue
+
+    try:
+        from cirbench.models import MODELS
+
+        MODELS.names()
+    except ImportError:  # models are optional for the weights manager
+        pass
+    return catalogue()
+
+
+def _selected(files: list[str] | None):
+    from cirbench.weights import get_weight
+
+    known = _catalogue()
+    return [get_weight(name) for name in files] if files else list(known.values())
+
+
+@weights_app.command("list")
+def list_weights(
+    urls: Annotated[bool, typer.Option("--urls", help="Show the download URL of each file")] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="Tab-separated lines: file, status, url, purpose")] = False,
+) -> None:
+    """Every canonical file, its cache status (ok, missing, corrupt) and what uses it."""
+    from cirbench.weights import cache_dir, weight_status
+
+    if plain:
+        for spec in _catalogue().values():
+            typer.echo("\t".join((spec.filename, weight_status(spec), spec.url, spec.purpose)))
+        return
+
+    table = Table(title=f"weights cache: {cache_dir()}")
+    for column in ("file", "status", "purpose", "licence") + (("url",) if urls else ()):
+        table.add_column(column, overflow="fold")
+    for spec in _catalogue().values():
+        status = weight_status(spec)
+        colour = {"ok": "green", "missing": "yellow"}.get(status, "red")
+        row = [spec.filename, f"[{colour}]{status}[/]", spec.purpose, spec.licence]
+        table.add_row(*(row + ([spec.url] if urls else [])))
+    console.print(table)
+
+
+@weights_app.command("download")
+def download(
+    files: Annotated[list[str] | None, typer.Argument(help="File names (default: every missing file)")] = None,
+) -> None:
+    """Download files into the cache, verifying their sha256 prefix; existing verified files are kept."""
+    from cirbench.weights import WeightsCorrupt, WeightsUnavailable, ensure_weight, weight_status
+
+    failures = []
+    for spec in _selected(files):
+        if not files and weight_status(spec) == "ok":
+            continue
+        with Progress(
+            TextColumn(spec.filename),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("download", total=None)
+
+            def advance(done: int, total: int, task=task, bar=bar) -> None:
+                bar.update(task, completed=done, total=total or None)
+
+            try:
+                path = ensure_weight(spec.filename, progress=advance)
+            except (WeightsUnavailable, WeightsCorrupt) as exc:
+                failures.append(str(exc))
+                continue
+        console.print(f"[green]ok[/] {path}")
+    if failures:
+        raise CirbenchError(f"{len(failures)} file(s) not downloaded: " + " | ".join(failures))
+
+
+@weights_app.command("verify")
+def verify(
+    files: Annotated[list[str] | None, typer.Argument(help="File names (default: every cached file)")] = None,
+) -> None:
+    """Re-hash cached files; fails when one is corrupt (or when a named file is missing)."""
+    from cirbench.weights import cached_path, weight_status
+
+    bad = []
+    for spec in _selected(files):
+        status = weight_status(spec)
+        if status == "missing" and not files:
+            continue
+        colour = "green" if status == "ok" else "red"
+        console.print(f"[{colour}]{status}[/] {cached_path(spec)}")
+        if status != "ok":
+            bad.append(f"{spec.filename} ({status})")
+    if bad:
+        raise CirbenchError(f"verification failed for {', '.join(bad)}; delete and download again, or import")
+
+
+@weights_app.command("import")
+def import_files(
+    paths: Annotated[list[Path], typer.Argument(help="Files downloaded elsewhere, with their canonical names")],
+) -> None:
+    """Copy files into the cache after checking that name and sha256 match the catalogue."""
+    from cirbench.weights import import_weight
+
+    for path in paths:
+        console.print(f"[green]imported[/] {import_weight(path)}")

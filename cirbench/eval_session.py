@@ -1,0 +1,178 @@
+"""The inner loop of evaluate: restore each batch, score it on the device, store scores in timed flushes.
+
+Nothing in the loop waits for the GPU except what must reach the CPU: scores are converted and written
+every FLUSH_SECONDS (a kill loses at most that much work), and model time is measured with CUDA events.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from cirbench.dataset import BuiltDataset
+from cirbench.fileio import encode_png, write_bytes_atomic
+from cirbench.loading import Batch, iter_batches, plan_batches
+from cirbench.models import ModelError, RestorationModel
+from cirbench.models.tiling import restore_any_size
+from cirbench.protocols import preview_box
+from cirbench.results import SET_LEVEL_IMAGE, RunFolder, scores_frame
+from cirbench.run_record import Timings
+from cirbench.scoring import Scorer
+from cirbench.tasks import Task
+
+FLUSH_SECONDS = 5.0
+Progress = Callable[[int, int, str], None]
+
+
+class ModelTimer:
+    """Model time: perf_counter on CPU; CUDA events on GPU (read once at the end, no per-batch sync)."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = device.startswith("cuda")
+        self.seconds = 0.0
+        self.events: list[tuple[Any, Any]] = []
+
+    @contextmanager
+    def measure(self) -> Iterator[None]:
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            self.events.append((start, end))
+        else:
+            begin = time.perf_counter()
+            yield
+            self.seconds += time.perf_counter() - begin
+
+    def total(self) -> float:
+        if self.cuda and self.events:
+            torch.cuda.synchronize()
+            self.seconds += sum(start.elapsed_time(end) for start, end in self.events) / 1000.0
+            self.events = []
+        return self.seconds
+
+
+@dataclass
+class _Scored:
+    task: Task
+    stems: list[str]
+    values: dict[str, torch.Tensor]  # result name -> [B] on the device
+    finite: torch.Tensor  # 0-d bool on the device: the model output had no NaN/inf
+
+
+class EvaluationSession:
+    """One evaluate call over the pending (image, task) pairs of one run."""
+
+    def __init__(self, ds: BuiltDataset, model: RestorationModel, scorer: Scorer, folder: RunFolder,
+                 settings: Any, method: str) -> None:  # fmt: skip
+        self.ds, self.model, self.scorer, self.folder = ds, model, scorer, folder
+        self.settings, self.method = settings, method
+        self.timings = Timings()
+        self.timer = ModelTimer(settings.device)
+        self.preview_stems = set(ds.images[: settings.preview_images])
+        self.buffer: list[_Scored] = []
+        self.last_flush = time.perf_counter()
+
+    def restore(self, batch: Batch) -> torch.Tensor:
+        """The model's output quantised to 8 bits (what a PNG stores), as float 0..255 on the device."""
+        lq = batch.lq.to(self.settings.device, non_blocking=True).to(torch.float32).div_(255.0)
+        label = batch.task if self.model.info.needs_task_label else None
+        with torch.inference_mode(), self.timer.measure():
+            out = restore_any_size(
+                lambda x: self.model.restore(x, label),
+                lq,
+                multiple=self.model.info.size_multiple,
+                tile=self.settings.tile,
+                overlap=self.settings.overlap,
+            )
+        return out
+
+    def score(self, batch: Batch, out: torch.Tensor, feed_sets: bool) -> torch.Tensor:
+        start = time.perf_counter()
+        finite = torch.isfinite(out).all()
+        restored255 = torch.nan_to_num(out).clamp_(0.0, 1.0).mul_(255.0).round_()
+        hr = batch.hr.to(self.settings.device, non_blocking=True).to(torch.float32).div_(255.0)
+        restored = restored255 / 255.0
+        values = self.scorer.paired(hr, restored)
+        if feed_sets:
+            self.scorer.update_sets(hr, restored)
+        self.buffer.append(_Scored(batch.task, batch.stems, values, finite))
+        self.timings.metrics_s += time.perf_counter() - start
+        return restored255
+
+    def row(self, image: str, task: Task, metric: str, value: float) -> dict[str, Any]:
+        return {"dataset": self.ds.name, "image": image, "task": task.name, "codec": task.family,
+                "level": str(task.level), "method": self.method, "metric": metric, "value": value}  # fmt: skip
+
+    def write_images(self, batch: Batch, restored255: torch.Tensor) -> None:
+        wanted = [i for i, s in enumerate(batch.stems) if self.settings.save_images or s in self.preview_stems]
+        if not wanted:
+            return
+        start = time.perf_counter()
+        pixels = restored255[wanted].to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        for index, rgb in zip(wanted, pixels, strict=True):
+            stem, folder = batch.stems[index], batch.task.folder
+            if self.settings.save_images:
+                write_bytes_atomic(self.folder.images_dir / folder / f"{stem}.png", encode_png(rgb))
+            if stem in self.preview_stems:
+                crop = preview_box(*rgb.shape[:2]).cut(rgb)
+                write_bytes_atomic(self.folder.previews_dir / folder / f"{stem}.png", encode_png(crop))
+        self.timings.write_s += time.perf_counter() - start
+
+    def flush(self, force: bool = False) -> None:
+        """Write buffered scores as one Parquet part (every FLUSH_SECONDS, and at the end of each task)."""
+        if not self.buffer or (not force and time.perf_counter() - self.last_flush < FLUSH_SECONDS):
+            return
+        start = time.perf_counter()
+        for scored in self.buffer:
+            if not bool(scored.finite):
+                raise ModelError(f"model '{self.model.info.name}' returned NaN or inf on task {scored.task.name}")
+        rows = [
+            self.row(stem, scored.task, metric, value)
+            for scored in self.buffer
+            for metric, tensor in scored.values.items()
+            for stem, value in zip(scored.stems, tensor.tolist(), strict=True)
+        ]
+        first = self.buffer[0]
+        self.folder.write_part(f"{first.task.name}-{first.stems[0]}-{os.getpid()}-{time.time_ns()}", scores_frame(rows))
+        self.buffer = []
+        self.last_flush = time.perf_counter()
+        self.timings.write_s += self.last_flush - start
+
+    def run_task(self, task: Task, stems: list[str], waited: list[float]) -> Iterator[int]:
+        chunks = plan_batches(self.ds, stems, self.settings.protocol, self.settings.batch)
+        feed_sets = self.scorer.has_distribution
+        self.scorer.reset_sets()
+        pin = self.settings.device.startswith("cuda")
+        for batch in iter_batches(self.ds, [(task, c) for c in chunks], self.settings.protocol, pin, waited):
+            restored255 = self.score(batch, self.restore(batch), feed_sets)
+            self.write_images(batch, restored255)
+            self.flush()
+            yield len(batch.stems)
+        self.flush(force=True)
+        if feed_sets:
+            rows = [self.row(SET_LEVEL_IMAGE, task, n, v) for n, v in self.scorer.compute_sets().items()]
+            self.folder.write_part(f"{task.name}-set", scores_frame(rows))
+
+    def run(self, pending: dict[str, list[str]], progress: Progress | None) -> int:
+        """Evaluate every pending pair; returns how many were restored."""
+        total, done, waited = sum(len(s) for s in pending.values()), 0, [0.0]
+        try:
+            for task in [t for t in self.ds.tasks if pending.get(t.name)]:
+                for count in self.run_task(task, pending[task.name], waited):
+                    done += count
+                    if progress is not None:
+                        progress(done, total, task.name)
+        except KeyboardInterrupt:
+            self.flush(force=True)  # keep what was scored before Ctrl-C
+            raise
+        self.timings.load_wait_s = waited[0]
+        self.timings.model_s = self.timer.total()
+        return total

@@ -1,0 +1,148 @@
+"""`cirbench evaluate`: run a restoration model over every (image, task) of a built dataset and score it.
+
+One protocol, one metric profile; results go to the dataset's results store batch by batch (resumable).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from cirbench.dataset import BuiltDataset
+from cirbench.errors import ConfigError
+from cirbench.eval_session import EvaluationSession, Progress
+from cirbench.fileio import sha256_file
+from cirbench.models import ModelInfo, RestorationModel, load_model
+from cirbench.models.checkpoints import CheckpointError
+from cirbench.models.tiling import check_tiling
+from cirbench.protocols import get_protocol
+from cirbench.results import SET_LEVEL_IMAGE, ResultsStore, run_key_hash
+from cirbench.run_record import finish_record, now_utc, run_identity, start_record
+from cirbench.scoring import Scorer
+from cirbench.tasks import Task
+
+DEFAULT_OVERLAP = 32
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Everything `cirbench evaluate` takes besides the dataset."""
+
+    model: str
+    checkpoint: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    tasks: tuple[str, ...] = ()
+    device: str = "cpu"
+    protocol: str = "full"
+    batch: int = 1
+    tile: int | None = None  # None: the model's preferred tile size (info.tile_size), if any; 0: whole image
+    overlap: int | None = None  # None: DEFAULT_OVERLAP, at most a quarter of the tile
+    save_images: bool = False
+    profile: str = "cirbench"
+    method: str | None = None  # leaderboard label; default: model name (+ @sha8 of the checkpoint)
+    force: bool = False
+    preview_images: int = 2  # first N images of each task get a centre-crop preview for the report
+
+
+@dataclass
+class EvaluationOutcome:
+    run_dir: Path
+    record: dict[str, Any]
+    scores: pd.DataFrame
+    evaluated: int  # (image, task) pairs restored in this call
+    reused: int  # pairs already scored by an earlier call of the same run
+    skipped_metrics: dict[str, str]
+
+
+def _check_settings(settings: EvaluationSettings) -> None:
+    get_protocol(settings.protocol)
+    if settings.batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {settings.batch}")
+    if settings.tile:
+        check_tiling(settings.tile, settings.overlap or 0, 1)
+    if settings.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device '{settings.device}' requested but CUDA is not available on this machine")
+
+
+def _effective_tiling(settings: EvaluationSettings, info: ModelInfo) -> EvaluationSettings:
+    """Resolve tile/overlap: explicit values win, else the model's preferred tile size; tile 0 = whole image."""
+    tile = info.tile_size if settings.tile is None else (settings.tile or None)
+    if tile is None:
+        return replace(settings, tile=None, overlap=0)
+    overlap = min(DEFAULT_OVERLAP, tile // 4) if settings.overlap is None else settings.overlap
+    return replace(settings, tile=tile, overlap=overlap)
+
+
+def _has_set_values(rows: pd.DataFrame, names: set[str]) -> bool:
+    present = set(rows.loc[rows["image"] == SET_LEVEL_IMAGE, "metric"])
+    return all(any(m == n or m.startswith(f"{n}_") for m in present) for n in names)
+
+
+def _pending(ds: BuiltDataset, tasks: list[Task], done: pd.DataFrame, scorer: Scorer) -> dict[str, list[str]]:
+    """Images still to restore per task (a task whose set metrics are missing reruns all its images)."""
+    paired = {m.result_name for m in scorer.metrics if m.kind == "paired"}
+    set_metrics = {m.result_name for m in scorer.metrics if m.kind == "distribution"}
+    pending: dict[str, list[str]] = {}
+    for task in tasks:
+        stems = [s for s in ds.images if ds.lq_path(task, s).is_file()]
+        rows = done[done["task"] == task.name]
+        if set_metrics and not _has_set_values(rows, set_metrics):
+            pending[task.name] = stems
+            continue
+        per_image = rows[rows["metric"].isin(paired)].groupby("image")["metric"].nunique()
+        finished = set(per_image[per_image >= len(paired)].index)
+        pending[task.name] = [s for s in stems if s not in finished]
+    return pending
+
+
+def _method_label(model: RestorationModel, settings: EvaluationSettings, sha: str | None) -> str:
+    if settings.method:
+        return settings.method
+    return f"{model.info.name}@{sha[:8]}" if sha else model.info.name
+
+
+def evaluate(
+    dataset: str | Path | BuiltDataset,
+    settings: EvaluationSettings,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> EvaluationOutcome:
+    """Evaluate ``settings.model`` on ``dataset``; resumes the matching run if an earlier call was interrupted."""
+    started, clock = now_utc(), time.perf_counter()
+    _check_settings(settings)
+    ds = dataset if isinstance(dataset, BuiltDataset) else BuiltDataset.open(dataset)
+    tasks = ds.select_tasks(list(settings.tasks))
+    if settings.checkpoint and not Path(settings.checkpoint).is_file():
+        raise CheckpointError(f"checkpoint {settings.checkpoint} does not exist")
+    sha = sha256_file(settings.checkpoint) if settings.checkpoint else None
+    model = load_model(settings.model, checkpoint=settings.checkpoint, device=settings.device, **settings.model_options)
+    model = model.to(settings.device)
+    settings = _effective_tiling(settings, model.info)
+    if settings.tile is not None:
+        check_tiling(settings.tile, settings.overlap, model.info.size_multiple)
+    scorer = Scorer(settings.profile, settings.device, warn=warn or (lambda message: None))
+    method = _method_label(model, settings, sha)
+    identity = run_identity(ds, model.info, settings, sha, scorer.profile_name)
+    store = ResultsStore(ds.results_dir())
+    folder = store.run_folder(method, settings.protocol, scorer.profile_name, run_key_hash(identity))
+    with folder.lock():
+        if settings.force:
+            folder.clear()
+        record = start_record(folder.read_record(), identity, model.info, settings, method, sha, scorer, started)
+        folder.write_record(record)
+        pending = _pending(ds, tasks, folder.scores(), scorer)
+        session = EvaluationSession(ds, model, scorer, folder, settings, method)
+        evaluated = session.run(pending, progress)
+        scores = folder.finalise()
+        names = [t.name for t in tasks]
+        total_s = time.perf_counter() - clock
+        record = finish_record(record, ds.task_names(), names, scorer.skipped, session.timings, total_s, evaluated, started)
+        folder.write_record(record)
+    reused = sum(1 for _ in ds.pairs(names)) - evaluated
+    return EvaluationOutcome(folder.path, record, scores, evaluated, reused, dict(scorer.skipped))

@@ -1,0 +1,112 @@
+"""Base classes of cirbench metrics: metadata, option recording, input checks, paired and streaming APIs.
+
+Paired metrics map (ref, test) batches to one float64 value per image; distribution metrics stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from cirbench.errors import CirbenchError
+
+
+class MetricError(CirbenchError):
+    """A metric got inputs it cannot score (wrong shape, range, size) or options it does not know."""
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a metric is: its name, direction, value range, whether it needs weights, and its kind."""
+
+    name: str
+    higher_better: bool
+    range: tuple[float, float]
+    needs_weights: bool
+    kind: Literal["paired", "distribution"]
+    description: str
+
+
+class Metric:
+    """Common part of every metric: a device, metadata, and the options it was built with."""
+
+    info: MetricInfo
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self._options: dict[str, Any] = {}
+
+    def _record(self, **options: Any) -> None:
+        """Store options (every one, defaults included) so results say how they were computed."""
+        self._options.update(options)
+
+    def options(self) -> dict[str, Any]:
+        return dict(self._options)
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self._options.items())
+        return f"{type(self).__name__}({opts})"
+
+
+def check_pair(ref: torch.Tensor, test: torch.Tensor) -> None:
+    """Raise MetricError unless ref/test are same-shaped float [B,3,H,W] tensors in [0,1] on one device."""
+    for label, image in (("ref", ref), ("test", test)):
+        if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3:
+            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+            raise MetricError(f"{label} must be a float tensor [B,3,H,W], got {shape}")
+        if not image.is_floating_point():
+            raise MetricError(f"{label} must be a float tensor in [0,1], got dtype {image.dtype}")
+        if image.numel() and not _within_unit_range(image):
+            raise MetricError(f"{label} values must lie in [0,1] (8-bit images divided by 255)")
+    if ref.shape != test.shape:
+        raise MetricError(f"ref and test shapes differ: {tuple(ref.shape)} vs {tuple(test.shape)}")
+    if ref.device != test.device:
+        raise MetricError(f"ref and test are on different devices: {ref.device} vs {test.device}")
+
+
+def _within_unit_range(image: torch.Tensor) -> bool:
+    low, high = torch.aminmax(image)
+    return bool(low >= 0.0) and bool(high <= 1.0)
+
+
+def to_8bit_grid(image: torch.Tensor) -> torch.Tensor:
+    """[0,1] float -> float64 on the 0..255 integer grid (undoes the /255 rounding error exactly)."""
+    return torch.round(image.to(torch.float64) * 255.0)
+
+
+def crop(image: torch.Tensor, border: int) -> torch.Tensor:
+    if border < 0:
+        raise MetricError(f"crop_border must be >= 0, got {border}")
+    if border == 0:
+        return image
+    if 2 * border >= min(image.shape[-2:]):
+        raise MetricError(f"crop_border {border} leaves nothing of a {tuple(image.shape[-2:])} image")
+    return image[..., border:-border, border:-border]
+
+
+class PairedMetric(Metric):
+    """A full-reference metric with one value per image pair."""
+
+    def __call__(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
+        check_pair(ref, test)
+        with torch.no_grad():
+            values = self.compute_batch(ref.to(self.device), test.to(self.device))
+        return values.to(torch.float64)
+
+    def compute_batch(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class DistributionMetric(Metric):
+    """A metric over two image sets, fed batch by batch (update), read with compute(), cleared by reset()."""
+
+    def update(self, ref: torch.Tensor, test: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> dict[str, float | int]:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError

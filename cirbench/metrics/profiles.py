@@ -1,0 +1,111 @@
+"""Named metric profiles, so that a user can match the convention of a paper or a library with one word.
+
+Each profile lists (result name, metric, options); the profile name is stored with every result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cirbench.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One column of a profile: ``result_name`` computed by registered ``metric`` built with ``options``."""
+
+    result_name: str
+    metric: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    metrics: tuple[MetricSpec, ...]
+
+    def spec(self, result_name: str) -> MetricSpec:
+        for spec in self.metrics:
+            if spec.result_name == result_name:
+                return spec
+        raise UnknownNameError(f"profile '{self.name}' has no result '{result_name}'")
+
+
+_RGB = {"channel": "rgb", "crop_border": 0}
+_Y = {"channel": "y", "crop_border": 0}
+
+PROFILES: dict[str, Profile] = {
+    profile.name: profile
+    for profile in (
+        Profile(
+            "cirbench",
+            "cirbench default: PSNR and SSIM on RGB (8-bit, per image, averaged), LPIPS v0.1 alex on [0,1]->[-1,1], "
+            "FID/256 and KID/256 on 256 px patches (HiFiC protocol) with pytorch-fid's Inception.",
+            (
+                MetricSpec("psnr", "psnr", dict(_RGB)),
+                MetricSpec("ssim", "ssim", dict(_RGB)),
+                MetricSpec("lpips", "lpips", {"net": "alex", "version": "0.1"}),
+                MetricSpec("patch_fid", "patch_fid", {"patch_size": 256}),
+                MetricSpec("kid", "kid", {"patch_size": 256, "subsets": 100, "subset_size": 1000, "seed": 0}),
+            ),
+        ),
+        Profile(
+            "basicsr-y",
+            "BasicSR / SR and CAR papers: PSNR and SSIM on BT.601 studio-swing Y (MATLAB rgb2ycbcr, Y kept as float "
+            "like BasicSR), crop border 0; use round_y for MATLAB's uint8 Y.",
+            (
+                MetricSpec("psnr_y", "psnr", dict(_Y)),
+                MetricSpec("ssim_y", "ssim", dict(_Y)),
+            ),
+        ),
+        Profile(
+            "matlab-y",
+            "MATLAB evaluation scripts: as basicsr-y but Y rounded to uint8 as rgb2ycbcr does on uint8 input.",
+            (
+                MetricSpec("psnr_y", "psnr", {**_Y, "round_y": True}),
+                MetricSpec("ssim_y", "ssim", {**_Y, "round_y": True}),
+            ),
+        ),
+        Profile(
+            "car",
+            "JPEG artefact removal papers (KAIR, FBCNN, SwinIR): PSNR, SSIM and PSNR-B (B=8) on BT.601 Y, border 0.",
+            (
+                MetricSpec("psnr_y", "psnr", dict(_Y)),
+                MetricSpec("ssim_y", "ssim", dict(_Y)),
+                MetricSpec("psnrb_y", "psnrb", dict(_Y)),
+            ),
+        ),
+        Profile(
+            "pyiqa",
+            "IQA-PyTorch (pyiqa) defaults: psnr on RGB; ssim and ms_ssim on full-range luma (its 'yiq' Y, no "
+            "16-235 offset: 20*log10(255/219) dB below BT.601 for PSNR); lpips alex on [0,1]. pyiqa's ReLU on the "
+            "SSIM cs map and its 1e-8 PSNR epsilon are not reproduced.",
+            (
+                MetricSpec("psnr", "psnr", dict(_RGB)),
+                MetricSpec("ssim", "ssim", {"channel": "y_full", "crop_border": 0}),
+                MetricSpec("ms_ssim", "ms_ssim", {"channel": "y_full", "crop_border": 0}),
+                MetricSpec("lpips", "lpips", {"net": "alex", "version": "0.1"}),
+            ),
+        ),
+        Profile(
+            "compressai",
+            "CompressAI eval_model: PSNR and MS-SSIM on RGB (pytorch_msssim convention).",
+            (
+                MetricSpec("psnr", "psnr", dict(_RGB)),
+                MetricSpec("ms_ssim", "ms_ssim", dict(_RGB)),
+            ),
+        ),
+    )
+}
+
+DEFAULT_PROFILE = "cirbench"
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; UnknownNameError listing the known ones otherwise."""
+    key = name.lower()
+    if key not in PROFILES:
+        raise UnknownNameError(f"unknown metric profile '{name}' (known: {', '.join(PROFILES)})")
+    return PROFILES[key]

@@ -1,0 +1,122 @@
+"""Restoration-model API: the RestorationModel protocol, its metadata, and the MODELS registry.
+
+A model is one file here (or an entry point of group ``cirbench.models``) registering a factory by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import torch
+
+from cirbench.errors import CirbenchError, UnknownNameError
+from cirbench.registry import Registry
+
+if TYPE_CHECKING:
+    from cirbench.tasks import Task
+
+
+class ModelError(CirbenchError):
+    """A model cannot be built or returned an output that breaks the RestorationModel contract."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model is and how `evaluate` must feed it."""
+
+    name: str  # registry name, e.g. "identity", "promptcir-s"
+    version: str  # e.g. "1", or the weights' sha256 prefix
+    needs_task_label: bool  # True = oracle model: told the Task (codec, level, MoE-DiffIR id) at inference
+    size_multiple: int = 1  # inputs are padded (reflect) to a multiple of this and cropped back by `evaluate`
+    tile_size: int | None = None  # preferred tile size for tiled inference (None = whole image)
+    trainable: bool = False
+    description: str = ""
+    label: str = ""  # e.g. "cirbench retrain (not the paper's weights)"
+
+
+@runtime_checkable
+class RestorationModel(Protocol):
+    """restore(lq [B,3,H,W] float32 in [0,1], task or None) -> same shape in [0,1] (not yet quantised)."""
+
+    info: ModelInfo
+
+    def restore(self, lq: torch.Tensor, task: Task | None) -> torch.Tensor: ...
+
+    def to(self, device: str) -> RestorationModel: ...
+
+
+ModelFactory = Callable[..., RestorationModel]
+
+MODELS: Registry[ModelFactory] = Registry("model", package="cirbench.models", group="cirbench.models")
+
+
+def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
+    """Decorator for a factory ``(checkpoint=None, device="cpu", **options) -> RestorationModel``."""
+    return MODELS.register(name)
+
+
+def _factory_from_path(spec: str) -> ModelFactory:
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise UnknownNameError(f"model '{spec}': expected a registry name or 'package.module:factory'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UnknownNameError(f"model '{spec}': cannot import module '{module_name}' ({exc})") from exc
+    factory: Any = module
+    for part in attribute.split("."):
+        if not hasattr(factory, part):
+            raise UnknownNameError(f"model '{spec}': module '{module_name}' has no attribute '{attribute}'")
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise UnknownNameError(f"model '{spec}': '{attribute}' is not callable")
+    return factory
+
+
+def resolve_factory(spec: str) -> ModelFactory:
+    """The factory named by ``spec``: a registry name (built-in or entry point) or ``module:factory``."""
+    return _factory_from_path(spec) if ":" in spec else MODELS.get(spec)
+
+
+def _check_options(spec: str, factory: ModelFactory, options: dict[str, Any]) -> None:
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # builtins and some C callables have no signature: let the call decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [name for name in parameters if name not in ("checkpoint", "device")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ModelError(
+            f"model '{spec}' has no option(s) {', '.join(unknown)} (its options: {', '.join(accepted) or 'none'})"
+        )
+
+
+def load_model(spec: str, checkpoint: str | None = None, device: str = "cpu", **options: Any) -> RestorationModel:
+    """Build the model named by ``spec`` on ``device``; ModelError if the result breaks the protocol."""
+    factory = resolve_factory(spec)
+    _check_options(spec, factory, options)
+    model = factory(checkpoint=checkpoint, device=device, **options)
+    info = getattr(model, "info", None)
+    if not isinstance(info, ModelInfo) or not callable(getattr(model, "restore", None)):
+        raise ModelError(f"model '{spec}' does not implement RestorationModel (needs .info: ModelInfo and .restore)")
+    if info.size_multiple < 1:
+        raise ModelError(f"model '{spec}' declares size_multiple {info.size_multiple}; it must be >= 1")
+    return model
+
+
+__all__ = [
+    "MODELS",
+    "ModelError",
+    "ModelFactory",
+    "ModelInfo",
+    "RestorationModel",
+    "load_model",
+    "register_model",
+    "resolve_factory",
+]

@@ -1,0 +1,216 @@
+"""The results store beside a dataset (OUT/<name>/results/): one folder per run, scores as Parquet.
+
+A run writes one Parquet part per finished batch (atomically), so a killed evaluation resumes where it stopped;
+finishing merges the parts into scores.parquet and the long CSV. Runs accumulate; the leaderboard reads them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cirbench.errors import CirbenchError
+from cirbench.fileio import write_text_atomic, write_with_atomic
+
+SCORE_COLUMNS = ["dataset", "image", "task", "codec", "level", "method", "metric", "value"]
+SET_LEVEL_IMAGE = "*"  # image value of rows holding a whole-set metric (FID, KID) of one task
+RECORD_FILE = "record.json"
+SCORES_FILE = "scores.parquet"
+CSV_FILE = "scores.csv"
+KEY = ["image", "task", "metric"]
+LOCK_FILE = ".lock"
+
+
+class ResultsError(CirbenchError):
+    """The results store holds an unreadable record or score file."""
+
+
+def run_key_hash(identity: dict[str, Any]) -> str:
+    """A stable id of what makes two runs comparable (model, weights, protocol, profile, tiling, dataset)."""
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "run"
+
+
+def scores_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+    for column in SCORE_COLUMNS[:-1]:
+        frame[column] = frame[column].astype(str)
+    frame["value"] = frame["value"].astype("float64")
+    return frame
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    write_with_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+class RunFolder:
+    """results/runs/<method>-<protocol>-<profile>-<hash>/: record.json, parts/, scores.parquet, images/, previews/."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def parts_dir(self) -> Path:
+        return self.path / "parts"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.path / "images"
+
+    @property
+    def previews_dir(self) -> Path:
+        return self.path / "previews"
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run for one process: a second evaluate of the same run fails instead of racing."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = self.path / LOCK_FILE
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                break
+            except FileExistsError:
+                if _holder_alive(lock):
+                    raise ResultsError(
+                        f"{self.path} is being evaluated by another process ({lock}); wait for it or delete the lock"
+                    ) from None
+                lock.unlink(missing_ok=True)  # left by a killed run
+        else:
+            raise ResultsError(f"cannot lock {self.path}")
+        try:
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        """Delete everything of the run but its lock (evaluate --force)."""
+        for item in self.path.iterdir():
+            if item.name == LOCK_FILE:
+                continue
+            if item.is_dir():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
+
+    def read_record(self) -> dict[str, Any]:
+        file = self.path / RECORD_FILE
+        if not file.is_file():
+            return {}
+        try:
+            return json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ResultsError(f"{file}: unreadable run record ({exc})") from exc
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        write_text_atomic(self.path / RECORD_FILE, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+
+    def write_part(self, name: str, frame: pd.DataFrame) -> None:
+        _write_parquet(frame, self.parts_dir / f"{_slug(name)}.parquet")
+
+    def scores(self) -> pd.DataFrame:
+        """Every score of the run: merged file plus parts not yet merged; the newest value of a key wins."""
+        files = [self.path / SCORES_FILE] if (self.path / SCORES_FILE).is_file() else []
+        if self.parts_dir.is_dir():
+            files += sorted(self.parts_dir.glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+        frames = []
+        for file in files:
+            try:
+                frames.append(pd.read_parquet(file))
+            except (OSError, ValueError) as exc:
+                raise ResultsError(f"{file}: unreadable score file ({exc})") from exc
+        if not frames:
+            return scores_frame([])
+        merged = pd.concat(frames, ignore_index=True)
+        return merged.drop_duplicates(subset=KEY, keep="last").reset_index(drop=True)
+
+    def finalise(self) -> pd.DataFrame:
+        """Merge parts into scores.parquet and scores.csv (atomically), then delete the merged parts."""
+        frame = self.scores()
+        order = {name: i for i, name in enumerate(frame["task"].drop_duplicates())}
+        frame = frame.sort_values(["task", "image", "metric"], key=lambda s: s.map(order) if s.name == "task" else s)
+        frame = frame.reset_index(drop=True)
+        _write_parquet(frame, self.path / SCORES_FILE)
+        write_with_atomic(self.path / CSV_FILE, lambda tmp: frame.to_csv(tmp, index=False))
+        if self.parts_dir.is_dir():
+            for part in self.parts_dir.glob("*.parquet"):
+                part.unlink()
+        return frame
+
+
+def _holder_alive(lock: Path) -> bool:
+    try:
+        pid = int(lock.read_text().strip() or "0")
+    except (OSError, ValueError):
+        return False
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ResultsStore:
+    """All runs evaluated on one dataset."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    def run_folder(self, method: str, protocol: str, profile: str, key_hash: str) -> RunFolder:
+        return RunFolder(self.runs_dir / _slug(f"{method}-{protocol}-{profile}-{key_hash}"))
+
+    def runs(self) -> list[tuple[RunFolder, dict[str, Any]]]:
+        """(folder, record) of every run that has a record, oldest update first."""
+        if not self.runs_dir.is_dir():
+            return []
+        found = []
+        for path in sorted(p for p in self.runs_dir.iterdir() if p.is_dir()):
+            folder = RunFolder(path)
+            record = folder.read_record()
+            if record:
+                found.append((folder, record))
+        return sorted(found, key=lambda item: str(item[1].get("updated_utc", "")))
+
+    def latest_runs(self) -> list[tuple[RunFolder, dict[str, Any]]]:
+        """The most recently updated run per (method, protocol, profile)."""
+        latest: dict[tuple[str, str, str], tuple[RunFolder, dict[str, Any]]] = {}
+        for folder, record in self.runs():
+            latest[(record["method"], record["protocol"], record["profile"])] = (folder, record)
+        return list(latest.values())
+
+    def all_scores(self) -> pd.DataFrame:
+        """Scores of completed tasks of the latest run per method/protocol/profile, plus protocol, profile, run columns."""
+        frames = []
+        for folder, record in self.latest_runs():
+            frame = folder.scores()
+            frame = frame[frame["task"].isin(record.get("tasks_complete", []))]
+            if frame.empty:
+                continue
+            frame = frame.assign(protocol=record["protocol"], profile=record["profile"], run=folder.path.name)
+            frames.append(frame)
+        if not frames:
+            return scores_frame([]).assign(protocol=pd.Series(dtype=str), profile=pd.Series(dtype=str))
+        return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,104 @@
+"""`cirbench report`: plots, side-by-side crops and a static index.html, rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_evaluate import SMALL_CROPS, build_tiny, offline_weights  # noqa: F401  (autouse fixture)
+
+from cirbench.cli import main
+from cirbench.dataset import BuiltDataset, read_rgb
+from cirbench.evaluate import EvaluationSettings, evaluate
+from cirbench.plots import LABEL_HEIGHT, PANEL_GAP, TITLE_HEIGHT, panel_scale
+from cirbench.protocols import ProtocolError
+from cirbench.report import ReportError, write_report
+
+HEADER_RGB = (0xE8, 0xEE, 0xF7)  # th background in the report's CSS
+BEST_RGB = (0xDF, 0xF0, 0xD8)  # background of the best value per column
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("report")
+    dataset = build_tiny(root, SMALL_CROPS)
+    evaluate(dataset, EvaluationSettings(model="tv-chambolle", batch=3))
+    out = root / "report"
+    assert main(["report", str(dataset), "--out", str(out)]) == 0
+    return dataset, out
+
+
+def test_report_writes_plots_crops_and_a_page_linking_them(reported: tuple[Path, Path]) -> None:
+    _, out = reported
+    page = (out / "index.html").read_text(encoding="utf-8")
+    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert {"codec_bars_psnr.png", "levels_psnr.png", "inputs_bpp_vs_psnr.png"} <= set(plots)
+    assert any(name.endswith("_vs_psnr.png") and not name.startswith("inputs") for name in plots)
+    crops = sorted((out / "crops").glob("*.png"))
+    assert [c.name for c in crops] == ["crop_JPEG_10_img0.png", "crop_WEBP_5_img0.png"]  # hardest level per codec
+    for name in plots:
+        assert f"plots/{name}" in page
+        with Image.open(out / "plots" / name) as image:
+            assert image.size[0] > 300 and np.asarray(image.convert("L")).std() > 5
+    assert "<td class='method'>identity</td>" in page and "<td class='method'>tv-chambolle</td>" in page
+    assert "<script" not in page and "http" not in page.split("</style>")[1]
+
+
+def test_side_by_side_crop_shows_hr_lq_and_every_method(reported: tuple[Path, Path]) -> None:
+    dataset, out = reported
+    ds = BuiltDataset.open(dataset)
+    hr, lq = read_rgb(ds.hr_path("img0")), read_rgb(ds.lq_path(ds.task("JPEG_10"), "img0"))
+    figure = read_rgb(out / "crops" / "crop_JPEG_10_img0.png")
+    height, width = hr.shape[:2]  # 48 x 64: smaller than the 128 px preview, so the whole image is shown
+    zoom = panel_scale(height, width)
+    top = TITLE_HEIGHT + LABEL_HEIGHT
+
+    def panel(index: int) -> np.ndarray:
+        left = index * (width * zoom + PANEL_GAP)
+        return figure[top : top + height * zoom : zoom, left : left + width * zoom : zoom]
+
+    assert figure.shape[1] == 4 * width * zoom + 3 * PANEL_GAP  # HR | LQ | identity | tv-chambolle
+    assert np.array_equal(panel(0), hr) and np.array_equal(panel(1), lq)
+    assert np.array_equal(panel(2), lq)  # identity restores nothing
+    assert not np.array_equal(panel(3), lq)  # the filter changed the image
+
+
+def test_report_needs_a_run_it_can_show(tmp_path: Path) -> None:
+    dataset = build_tiny(tmp_path, SMALL_CROPS[:1])
+    with pytest.raises(ProtocolError, match="crop256"):
+        write_report(dataset, tmp_path / "r", protocol="crop256")  # identity cannot run crop256 on 48x64 images
+    for folder in ("JPEG_10", "JPEG_30", "WEBP_5"):
+        shutil.rmtree(dataset / folder)
+    with pytest.raises(ReportError, match="no evaluated run"):
+        write_report(dataset, tmp_path / "r")
+    assert not (tmp_path / "r" / "index.html").exists()
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_page_renders_in_headless_chromium(reported: tuple[Path, Path], tmp_path: Path) -> None:
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium); .ci/run installs it")
+    _, out = reported
+    shot = tmp_path / "shot.png"
+    command = [
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,900",
+        (out / "index.html").resolve().as_uri(),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert shot.is_file(), result.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
+    assert pixels.std() > 10  # not a blank page
+    header = np.all(np.abs(pixels.astype(int) - HEADER_RGB) <= 2, axis=1).sum()
+    best = np.all(np.abs(pixels.astype(int) - BEST_RGB) <= 2, axis=1).sum()
+    assert header > 2000 and best > 300  # the leaderboard table's header row and its best cells are drawn
+    shutil.copy(shot, out / "screenshot.png")
