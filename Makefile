@@ -20,6 +20,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cirbench build $(DEMO_OUT) --name samples
 	$(BIN)/cirbench info $(DEMO_OUT)/samples
+	$(BIN)/cirbench evaluate $(DEMO_OUT)/samples --model identity
+	$(BIN)/cirbench evaluate $(DEMO_OUT)/samples --model tv-chambolle
+	$(BIN)/cirbench leaderboard $(DEMO_OUT)/samples --summary --csv $(DEMO_OUT)/leaderboard.csv --long $(DEMO_OUT)/scores_long.csv
+	$(BIN)/cirbench report $(DEMO_OUT)/samples --out $(DEMO_OUT)/report
+	@echo "demo: leaderboard in $(DEMO_OUT)/leaderboard.csv, report in $(DEMO_OUT)/report/index.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -27,6 +32,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/bench_build.py --out benchmarks/results/bench_build.json
+	$(BIN)/python benchmarks/bench_metrics.py --out benchmarks/results/bench_metrics.json
+	$(BIN)/python benchmarks/bench_learned_codecs.py --out benchmarks/results/bench_learned_codecs.json
+	$(BIN)/python benchmarks/bench_evaluate.py --out benchmarks/results/bench_evaluate.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check cirbench tests benchmarks

@@ -6,6 +6,7 @@ Each returns a manifest row or a failure message (typed errors never cross the p
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +59,12 @@ def _now() -> str:
 
 
 def psnr_rgb(reference: np.ndarray, test: np.ndarray) -> float:
-    """RGB PSNR in dB (peak 255) of two uint8 images; inf when identical."""
-    mse = float(np.mean((reference.astype(np.float64) - test.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0.0 else 10.0 * float(np.log10(255.0**2 / mse))
+    """RGB PSNR in dB (peak 255) of two uint8 images, from an exact integer sum of squares; inf when identical."""
+    diff = np.subtract(reference, test, dtype=np.int32)
+    squared = int(np.einsum("ijk,ijk->", diff, diff, dtype=np.int64))
+    if squared == 0:
+        return float("inf")
+    return 10.0 * float(np.log10(255.0**2 * diff.size / squared))
 
 
 def _write_png_if_changed(path: Path, png: bytes) -> str:
@@ -156,11 +160,25 @@ def _code_one(job: TaskJob, source: SourceImage) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=2)
+def _cached_source(path: str, mtime_ns: int, size: int, max_pixels: int) -> SourceImage:
+    """A worker codes several tasks of one image in a row: decode it once (keyed by path, mtime and size)."""
+    return load_source(path, max_pixels=max_pixels)
+
+
+def _load_for_task(path: str, max_pixels: int) -> SourceImage:
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return load_source(path, max_pixels=max_pixels)  # raises the typed error naming the file
+    return _cached_source(path, stat.st_mtime_ns, stat.st_size, max_pixels)
+
+
 def encode_task(job: TaskJob) -> JobOutcome:
     """Code one source with one task's codec; write the decoded PNG (and the bitstream if kept)."""
     label = f"{job.source_path} [{job.task['name']}]"
     try:
-        source = load_source(job.source_path, max_pixels=job.max_pixels)
+        source = _load_for_task(job.source_path, job.max_pixels)
         if source.sha256 != job.source_sha256:
             raise SourceImageError(job.source_path, "the file changed during the build; rerun to pick it up")
         row = _source_columns(source, job.dataset) | _code_one(job, source)

@@ -98,12 +98,10 @@ class Scorer:
                 scored.metric.reset()
 
     def compute_sets(self) -> dict[str, float]:
-        """Whole-set values of the distribution metrics for the images fed since the last reset.
-
-        The first value a metric returns is its headline, stored under the result name (fid, kid); the others
-        (kid_std, sample counts) become <result>_<key>, with a leading '<metric>_' of the key dropped.
-        """
+        """Whole-set values of the distribution metrics for the images fed since the last reset (named as
+        ``cirbench.metrics.profiles.flatten_set_result`` names them)."""
         from cirbench.metrics import MetricError
+        from cirbench.metrics.profiles import flatten_set_result
 
         values: dict[str, float] = {}
         for scored in list(self.metrics):
@@ -114,8 +112,6 @@ class Scorer:
             except MetricError as exc:
                 self._skip(scored.result_name, exc)
                 continue
-            for index, (key, value) in enumerate(result.items()):
-                suffix = key.removeprefix(f"{scored.metric_name}_")
-                name = scored.result_name if index == 0 else f"{scored.result_name}_{suffix}"
+            for name, value in flatten_set_result(scored.result_name, scored.metric_name, result).items():
                 values[name] = float(value) if value is not None else math.nan
         return values

@@ -73,8 +73,10 @@ def catalogue() -> dict[str, WeightFile]:
     """Every registered canonical file (importing the modules that register them first)."""
     from cirbench import weights_catalogue  # noqa: F401  (registers the project's canonical files)
     from cirbench.codecs import CODECS
+    from cirbench.models import MODELS
 
-    CODECS.names()  # codec modules register the weights they use when imported
+    CODECS.names()  # codec and model modules register the weights they use when imported
+    MODELS.names()
 
     return dict(sorted(_CATALOGUE.items()))
 

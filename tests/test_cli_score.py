@@ -102,10 +102,9 @@ def test_profiles_name_registered_metrics():
 
 
 def test_distribution_metric_results_are_flattened_like_the_evaluator():
-    from cirbench.metrics.profiles import MetricSpec
-    from cirbench.metrics.scoring import _flatten
+    from cirbench.metrics.profiles import flatten_set_result
 
-    kid = _flatten(MetricSpec("kid", "kid", {}), {"kid_mean": 0.5, "kid_std": 0.1, "n_ref": 8})
+    kid = flatten_set_result("kid", "kid", {"kid_mean": 0.5, "kid_std": 0.1, "n_ref": 8})
     assert kid == {"kid": 0.5, "kid_std": 0.1, "kid_n_ref": 8}
-    fid = _flatten(MetricSpec("patch_fid", "patch_fid", {}), {"fid": 12.0, "n_test": 192})
+    fid = flatten_set_result("patch_fid", "patch_fid", {"fid": 12.0, "n_test": 192})
     assert fid == {"patch_fid": 12.0, "patch_fid_n_test": 192}

@@ -182,3 +182,10 @@ def test_psnrb_equals_formula_and_penalises_blocking(pairs):
 def test_options_are_recorded():
     options = create_metric("ssim", channel="y", crop_border=2).options()
     assert options["channel"] == "y" and options["crop_border"] == 2 and options["padding"] == "valid"
+
+
+def test_unknown_metric_name_suggests_the_close_one():
+    from cirbench.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="did you mean 'psnr'"):
+        create_metric("psnrr")

@@ -6,16 +6,17 @@ Draws the builder's progress with rich and turns its report into a summary and a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cirbench.build import BuildOptions, BuildReport, build_dataset
 from cirbench.cli import EXIT_ERRORS, app, console, err_console
-from cirbench.dataset_summary import summarise_dataset
 from cirbench.sources import DEFAULT_MAX_PIXELS, verify_source
+
+if TYPE_CHECKING:
+    from cirbench.build import BuildReport
 
 
 class RichBuildProgress:
@@ -80,6 +81,8 @@ def build(
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address (shared filesystem)")] = None,
 ) -> None:
     """Build a CIR dataset: HR/ plus one folder per task (MoE-DiffIR layout) and manifest.parquet."""
+    from cirbench.build import BuildOptions, build_dataset
+
     if len(paths) not in (1, 2):
         raise typer.BadParameter("give [SOURCE] OUT: one or two paths", param_hint="[SOURCE] OUT")
     source, out = (None, paths[0]) if len(paths) == 1 else (paths[0], paths[1])
@@ -101,6 +104,8 @@ def build(
 @app.command()
 def info(out: Annotated[Path, typer.Argument(help="A built dataset (OUT/<name>) or an output root")]) -> None:
     """Per task: images, mean bpp and mean PSNR of each built dataset."""
+    from cirbench.dataset_summary import summarise_dataset
+
     for summary in summarise_dataset(out):
         table = Table(title=f"{summary.name}  ({summary.images} images, {summary.path})")
         for column in ("task", "id", "folder", "codec", "images", "mean bpp", "mean PSNR (dB)"):

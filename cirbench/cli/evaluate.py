@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from cirbench.cli import app, console, err_console
 from cirbench.errors import ConfigError
-from cirbench.evaluate import EvaluationSettings, evaluate
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -55,6 +56,8 @@ def evaluate_command(
     force: Annotated[bool, typer.Option("--force", help="Discard this run's earlier results and start over")] = False,
 ) -> None:
     """Restore every (image, task) of DATASET with a model and score it against HR (resumable)."""
+    from cirbench.evaluate import EvaluationSettings, evaluate
+
     settings = EvaluationSettings(
         model=model, checkpoint=str(checkpoint) if checkpoint else None, model_options=parse_options(option),
         tasks=split_names(tasks), device=device, protocol=protocol, batch=batch, tile=tile,

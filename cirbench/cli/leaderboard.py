@@ -11,10 +11,8 @@ from typing import Annotated
 import typer
 
 from cirbench.cli import app, err_console
-from cirbench.dataset import BuiltDataset
 from cirbench.errors import ConfigError
 from cirbench.fileio import write_text_atomic
-from cirbench.leaderboard import FORMATTERS, build_leaderboard, long_csv, to_csv
 
 
 @app.command("leaderboard")
@@ -29,6 +27,9 @@ def leaderboard_command(
     no_identity: Annotated[bool, typer.Option("--no-identity", help="Do not evaluate a missing identity row")] = False,
 ) -> None:
     """One row per method x test set: a column per task x metric, per-codec means and the overall mean."""
+    from cirbench.dataset import BuiltDataset
+    from cirbench.leaderboard import FORMATTERS, build_leaderboard, long_csv, to_csv
+
     if output_format not in FORMATTERS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATTERS)}, got '{output_format}'")
 

@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 
 from cirbench.cli import app, console, err_console
-from cirbench.report import write_report
 
 
 @app.command("report")
@@ -22,6 +21,7 @@ def report_command(
     profile: Annotated[str | None, typer.Option("--profile", help="Runs of this metric profile (default: cirbench)")] = None,
 ) -> None:
     """Static report: leaderboard table, per-codec bars, per-level curves, rate/perception plots, crops."""
+    from cirbench.report import write_report
 
     def warn(message: str) -> None:
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)

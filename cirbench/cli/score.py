@@ -13,7 +13,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cirbench.cli import app, console, err_console
-from cirbench.metrics.profiles import DEFAULT_PROFILE
 
 
 @app.command()
@@ -25,7 +24,7 @@ def score(
     ] = None,
     profile: Annotated[
         str, typer.Option("--profile", help="cirbench, basicsr-y, matlab-y, car, pyiqa or compressai")
-    ] = DEFAULT_PROFILE,
+    ] = "cirbench",
     out: Annotated[
         Path | None, typer.Option("--out", help="Per-image CSV; FILE.summary.json is written beside")
     ] = None,

@@ -20,15 +20,9 @@ app.add_typer(weights_app, name="weights")
 
 
 def _catalogue():
-    """Every registered file, including those registered by model modules."""
+    """Every registered file (metrics, codecs and models register theirs)."""
     from cirbench.weights import catalogue
 
-    try:
-        from cirbench.models import MODELS
-
-        MODELS.names()
-    except ImportError:  # models are optional for the weights manager
-        pass
     return catalogue()
 
 
@@ -71,8 +65,12 @@ def download(
     from cirbench.weights import WeightsCorrupt, WeightsUnavailable, ensure_weight, weight_status
 
     failures = []
+    unchecked = []
     for spec in _selected(files):
-        if not files and weight_status(spec) == "ok":
+        if not files and weight_status(spec) in ("ok", "unverified"):
+            continue
+        if not files and not spec.has_checksum:
+            unchecked.append(spec.filename)  # no published hash (and often GBs): only when named
             continue
         with Progress(
             TextColumn(spec.filename),
@@ -93,6 +91,12 @@ def download(
                 failures.append(str(exc))
                 continue
         console.print(f"[green]ok[/] {path}")
+    if unchecked:
+        console.print(
+            f"[yellow]skipped[/] {len(unchecked)} file(s) with no published checksum; name them to download: "
+            + ", ".join(unchecked),
+            highlight=False,
+        )
     if failures:
         raise CirbenchError(f"{len(failures)} file(s) not downloaded: " + " | ".join(failures))
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cirbench.errors import CodecError, CodecUnavailable, ConfigError
+from cirbench.fileio import sha256_file
 
 CONTAINER_VERSION = 1
 
@@ -139,3 +141,28 @@ class ModelCache:
 
     def clear(self) -> None:
         self._items.clear()
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a weights file, memoised per (path, size, mtime) so tool_versions stays cheap."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_file(path)
+    return _DIGESTS[key]
+
+
+def learned_tool_versions(weights: Path) -> dict[str, str]:
+    """What a learned codec records: compressai and torch versions, the weights file and its sha256."""
+    import compressai
+    import torch
+
+    return {
+        "compressai": compressai.__version__,
+        "torch": torch.__version__,
+        "weights": weights.name,
+        "weights_sha256": file_digest(weights),
+    }

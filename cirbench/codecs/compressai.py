@@ -18,6 +18,7 @@ from cirbench.codecs._base import Codec, Encoded
 from cirbench.codecs._learned import (
     ModelCache,
     check_device,
+    learned_tool_versions,
     pack_bitstream,
     rgb_to_tensor,
     tensor_to_rgb,
@@ -25,7 +26,6 @@ from cirbench.codecs._learned import (
     validate_device,
 )
 from cirbench.errors import CodecError, CodecUnavailable, ConfigError
-from cirbench.fileio import sha256_file
 from cirbench.weights import (
     WeightFile,
     WeightsCorrupt,
@@ -95,7 +95,6 @@ class CompressaiParams:
 
 
 _NETWORKS = ModelCache(capacity=8)
-_DIGESTS: dict[tuple[str, int, int], str] = {}
 _VERIFIED: dict[str, Path] = {}  # zoo files already sha256-checked in this process
 
 
@@ -105,15 +104,6 @@ def _zoo():
     except ImportError as exc:
         raise CodecUnavailable("compressai", f"the compressai package cannot be imported ({exc})", "pip install compressai") from exc
     return zoo_image
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a weights file, memoised per (path, size, mtime) so tool_versions stays cheap."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = sha256_file(path)
-    return _DIGESTS[key]
 
 
 def load_compressai_network(architecture: str, path: Path, device: str) -> Any:
@@ -203,16 +193,7 @@ class CompressaiCodec(Codec):
         self.weights_path()
 
     def tool_versions(self) -> dict[str, str]:
-        import compressai
-        import torch
-
-        path = self.weights_path()
-        return {
-            "compressai": compressai.__version__,
-            "torch": torch.__version__,
-            "weights": path.name,
-            "weights_sha256": file_digest(path),
-        }
+        return learned_tool_versions(self.weights_path())
 
     def network(self) -> Any:
         """The loaded model (cached per process, keyed by every parameter that selects the weights)."""

@@ -17,6 +17,7 @@ from cirbench.codecs._base import Codec, Encoded
 from cirbench.codecs._learned import (
     ModelCache,
     check_device,
+    learned_tool_versions,
     pack_bitstream,
     rgb_to_tensor,
     tensor_to_rgb,
@@ -184,18 +185,7 @@ class HificCodec(Codec):
         self.weights_path()
 
     def tool_versions(self) -> dict[str, str]:
-        import compressai
-        import torch
-
-        from cirbench.codecs.compressai import file_digest
-
-        path = self.weights_path()
-        return {
-            "compressai": compressai.__version__,
-            "torch": torch.__version__,
-            "weights": path.name,
-            "weights_sha256": file_digest(path),
-        }
+        return learned_tool_versions(self.weights_path())
 
     def model(self) -> LoadedHific:
         path = self.weights_path()

@@ -109,3 +109,15 @@ def get_profile(name: str) -> Profile:
     if key not in PROFILES:
         raise UnknownNameError(f"unknown metric profile '{name}' (known: {', '.join(PROFILES)})")
     return PROFILES[key]
+
+
+def flatten_set_result(result_name: str, metric_name: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Name the values of a distribution metric's ``compute()`` as stored in results.
+
+    The first value is the headline, stored under the result name (fid, kid); the others (kid_std, sample
+    counts) become ``<result>_<key>`` with a leading ``<metric>_`` of the key dropped.
+    """
+    flat: dict[str, Any] = {}
+    for index, (key, value) in enumerate(result.items()):
+        flat[result_name if index == 0 else f"{result_name}_{key.removeprefix(metric_name + '_')}"] = value
+    return flat

@@ -22,7 +22,7 @@ from PIL import Image
 from cirbench.errors import CirbenchError
 from cirbench.fileio import write_text_atomic
 from cirbench.metrics import create_metric
-from cirbench.metrics.profiles import DEFAULT_PROFILE, MetricSpec, get_profile
+from cirbench.metrics.profiles import DEFAULT_PROFILE, MetricSpec, flatten_set_result, get_profile
 from cirbench.weights import WeightsUnavailable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -133,14 +133,6 @@ def _build(
     return built
 
 
-def _flatten(spec: MetricSpec, result: dict[str, Any]) -> dict[str, float | int]:
-    """Headline value under the result name; other keys as <result>_<key> (a leading '<metric>_' dropped)."""
-    flat: dict[str, float | int] = {}
-    for index, (key, value) in enumerate(result.items()):
-        flat[spec.result_name if index == 0 else f"{spec.result_name}_{key.removeprefix(spec.metric + '_')}"] = value
-    return flat
-
-
 def score_pairs(
     ref_dir: str | Path,
     test_dir: str | Path,
@@ -188,7 +180,7 @@ def _summarise(built: list[tuple[MetricSpec, Any]], rows: list[dict[str, Any]]):
             if metric.info.kind == "paired":
                 summary[spec.result_name] = float(np.mean([row[spec.result_name] for row in rows]))
             else:
-                summary.update(_flatten(spec, metric.compute()))
+                summary.update(flatten_set_result(spec.result_name, spec.metric, metric.compute()))
     return summary, [str(warning.message) for warning in caught]
 
 
