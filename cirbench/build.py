@@ -237,11 +237,11 @@ class _Builder:
             return self._dry_run(ready, start)
         with _build_lock(self.dataset_dir):
             _remove_stale_parts(self.dataset_dir)
-            known = {} if self.options.force else load_rows(self.dataset_dir)
-            self.rows = dict(known)
+            known = load_rows(self.dataset_dir)
+            self.rows = dict(known)  # rows of tasks outside this run stay in the manifest, --force or not
             try:
                 with open_executor(self.options.jobs, self.options.scheduler) as (executor, window):
-                    self._run_stages(executor, window, ready, known)
+                    self._run_stages(executor, window, ready, {} if self.options.force else known)
             finally:
                 self._finish(start)
         return self.report

@@ -26,6 +26,17 @@ def load_rgb(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny tensors on 2 shared cores: one intra-op thread avoids oversubscription (restored afterwards)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def kodim01() -> np.ndarray:
     return load_rgb(shared("kodak", "kodim01.png"))

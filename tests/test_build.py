@@ -74,6 +74,8 @@ def test_rerun_skips_what_matches_and_rebuilds_what_does_not(small_sources: Path
     assert Image.open(damaged).size == (96, 64)
     forced = _build(small_sources, tmp_path / "out", five_codec_taskset, force=True)
     assert forced.built == 15 and forced.up_to_date == 0
+    subset = _build(small_sources, tmp_path / "out", five_codec_taskset, force=True, tasks=["JPEG_10"])
+    assert subset.built == 3 and len(_stable(tmp_path / "out" / "set")) == 18  # other tasks' rows are kept
     Image.open(small_sources / "bikes.bmp").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(small_sources / "bikes.bmp")
     changed = _build(small_sources, tmp_path / "out", five_codec_taskset)
     assert changed.built == 5 and changed.up_to_date == 10  # a changed source rebuilds its HR and all its tasks

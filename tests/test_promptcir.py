@@ -34,13 +34,7 @@ TINY = PromptCIRConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, 
                        window_size=8, squeeze_factor=4, prompt_basis=(4, 4, 4), prompt_dims=(8, 8, 8))  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors on 2 shared cores: one intra-op thread avoids oversubscription (restored afterwards)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def reference_keys() -> dict[str, tuple[tuple[int, ...], str]]:

@@ -18,14 +18,7 @@ from cirbench.models.blocks.mirror_tiling import (
     tiled_average,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors on 2 shared cores: one intra-op thread avoids oversubscription (restored afterwards)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def official_pad(image: torch.Tensor, multiple: int = 32) -> torch.Tensor:

@@ -39,13 +39,7 @@ SMALL = dict(steps=3, batch_size=2, crop_size=32, lr=1e-3, warmup_steps=1, val_i
              val_crop=32, checkpoint_every=0, seed=5)  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors on 2 shared cores: one intra-op thread avoids oversubscription (restored afterwards)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _jpeg_round_trip(image: Image.Image, quality: int) -> Image.Image:
