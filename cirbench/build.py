@@ -233,6 +233,7 @@ class _Builder:
         plans = plan_tasks(self.tasks)
         self.report.unavailable = {p.task.name: str(p.unavailable) for p in plans if p.unavailable}
         ready = [p for p in plans if not p.unavailable]
+        self.tasks = [p.task for p in ready]  # build.json lists the tasks whose folders exist; see outcome.unavailable
         if self.options.dry_run:
             return self._dry_run(ready, start)
         with _build_lock(self.dataset_dir):
