@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from test_evaluate import SMALL_CROPS, build_tiny, offline_weights  # noqa: F401  (autouse fixture)
+from test_evaluate import offline_weights, tiny, tiny_master  # noqa: F401  (fixtures shared with test_evaluate)
 
 import cirbench.metrics
 import cirbench.metrics.profiles as profiles
@@ -51,15 +50,6 @@ def gap_profile(monkeypatch: pytest.MonkeyPatch) -> None:
         cirbench.metrics, "create_metric", lambda name, device="cpu", **o: MeanGap(device) if name == "toy-gap" else real_create(name, device, **o)
     )
 
-
-@pytest.fixture(scope="module")
-def tiny_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny(tmp_path_factory.mktemp("tinym"), SMALL_CROPS)
-
-
-@pytest.fixture()
-def tiny(tiny_master: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(tiny_master, tmp_path / "tiny"))
 
 
 FLAKY = {"fail_on_call": None, "calls": 0}
