@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from cirbench.cpu_memory import keep_freed_memory
 from cirbench.dataset import BuiltDataset
 from cirbench.errors import ConfigError
 from cirbench.eval_session import EvaluationSession, Progress
@@ -121,6 +122,8 @@ def evaluate(
     if settings.checkpoint and not Path(settings.checkpoint).is_file():
         raise CheckpointError(f"checkpoint {settings.checkpoint} does not exist")
     sha = sha256_file(settings.checkpoint) if settings.checkpoint else None
+    if settings.device == "cpu":
+        keep_freed_memory()
     model = load_model(settings.model, checkpoint=settings.checkpoint, device=settings.device, **settings.model_options)
     model = model.to(settings.device)
     settings = _effective_tiling(settings, model.info)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from cirbench.cpu_memory import keep_freed_memory
 from cirbench.dataset import BuiltDataset
 from cirbench.errors import ConfigError
 from cirbench.models import ModelError, RestorationModel, load_model, resolve_factory
@@ -256,6 +257,8 @@ def train(
 ) -> TrainResult:
     """Build the model (seeded; or use the given trainable model), open the data, run or resume into ``out``."""
     config = config or TrainConfig()
+    if device == "cpu":
+        keep_freed_memory()
     torch.manual_seed(config.seed)
     if isinstance(spec, str):
         model = build_model(spec, init_checkpoint, device, config.model_options)
