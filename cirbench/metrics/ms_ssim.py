@@ -9,9 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cirbench.metrics import METRICS, MetricError, MetricInfo, PairedMetric
-from cirbench.metrics._base import crop, to_8bit_grid
-from cirbench.metrics.color import check_channel, select_channels
+from cirbench.metrics import METRICS, MetricError, MetricInfo
+from cirbench.metrics._planes import PlanesMetric
 from cirbench.metrics.ssim import SIGMA, WINDOW_SIZE, gaussian_1d, ssim_means
 
 SCALE_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -37,7 +36,7 @@ def ms_ssim_per_channel(a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor) ->
 
 
 @METRICS.register("ms_ssim")
-class MSSSIM(PairedMetric):
+class MSSSIM(PlanesMetric):
     """Multi-scale SSIM per image pair (needs both sides >= 161 px)."""
 
     info = MetricInfo(
@@ -50,14 +49,8 @@ class MSSSIM(PairedMetric):
     )
 
     def __init__(self, device: str = "cpu", channel: str = "rgb", crop_border: int = 0, round_y: bool = False) -> None:
-        super().__init__(device)
-        self.channel = check_channel(channel)
-        self.crop_border = int(crop_border)
-        self.round_y = bool(round_y)
+        super().__init__(device, channel, crop_border, round_y)
         self._record(
-            channel=self.channel,
-            crop_border=self.crop_border,
-            round_y=self.round_y,
             window=WINDOW_SIZE,
             sigma=SIGMA,
             scale_weights=list(SCALE_WEIGHTS),
@@ -66,6 +59,5 @@ class MSSSIM(PairedMetric):
         self._taps = gaussian_1d(WINDOW_SIZE, SIGMA, torch.float64, self.device)
 
     def compute_batch(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
-        a = crop(select_channels(to_8bit_grid(ref), self.channel, self.round_y), self.crop_border)
-        b = crop(select_channels(to_8bit_grid(test), self.channel, self.round_y), self.crop_border)
+        a, b = self.planes(ref), self.planes(test)
         return ms_ssim_per_channel(a, b, self._taps).mean(dim=1)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from cirbench.metrics import METRICS, MetricInfo, PairedMetric
-from cirbench.metrics._base import crop, to_8bit_grid
-from cirbench.metrics.color import check_channel, select_channels
+from cirbench.metrics import METRICS, MetricInfo
+from cirbench.metrics._base import crop
+from cirbench.metrics._planes import PlanesMetric
 
 PEAK = 255.0
 EXACT_CHUNK = 256  # 256 * 255^2 < 2^24: sums of 256 squared 8-bit differences are exact in float32
@@ -29,7 +29,7 @@ def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
 
 
 @METRICS.register("psnr")
-class PSNR(PairedMetric):
+class PSNR(PlanesMetric):
     """Peak signal-to-noise ratio of each pair (mean over images is taken by the caller)."""
 
     info = MetricInfo(
@@ -42,17 +42,13 @@ class PSNR(PairedMetric):
     )
 
     def __init__(self, device: str = "cpu", channel: str = "rgb", crop_border: int = 0, round_y: bool = False) -> None:
-        super().__init__(device)
-        self.channel = check_channel(channel)
-        self.crop_border = int(crop_border)
-        self.round_y = bool(round_y)
-        self._record(channel=self.channel, crop_border=self.crop_border, round_y=self.round_y, peak=PEAK)
+        super().__init__(device, channel, crop_border, round_y)
+        self._record(peak=PEAK)
 
     def compute_batch(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
         if self.channel == "rgb":  # 8-bit differences are exact integers in float32; the sum runs in float64
             diff = crop(ref.float() - test.float(), self.crop_border).mul_(PEAK).round_()
             mse = squared_sum_8bit(diff) / diff[0].numel()
             return psnr_from_mse(mse)
-        a = crop(select_channels(to_8bit_grid(ref), self.channel, self.round_y), self.crop_border)
-        b = crop(select_channels(to_8bit_grid(test), self.channel, self.round_y), self.crop_border)
+        a, b = self.planes(ref), self.planes(test)
         return psnr_from_mse((a - b).square().mean(dim=(1, 2, 3)))

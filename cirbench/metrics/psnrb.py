@@ -9,9 +9,8 @@ import math
 
 import torch
 
-from cirbench.metrics import METRICS, MetricInfo, PairedMetric
-from cirbench.metrics._base import crop, to_8bit_grid
-from cirbench.metrics.color import check_channel, select_channels
+from cirbench.metrics import METRICS, MetricInfo
+from cirbench.metrics._planes import PlanesMetric
 from cirbench.metrics.psnr import psnr_from_mse
 
 
@@ -40,7 +39,7 @@ def blocking_effect_factor(image: torch.Tensor, block: int = 8) -> torch.Tensor:
 
 
 @METRICS.register("psnrb")
-class PSNRB(PairedMetric):
+class PSNRB(PlanesMetric):
     """PSNR-B per image pair; the BEF is measured on the test (restored or decoded) image."""
 
     info = MetricInfo(
@@ -55,15 +54,11 @@ class PSNRB(PairedMetric):
     def __init__(
         self, device: str = "cpu", channel: str = "rgb", crop_border: int = 0, round_y: bool = False, block: int = 8
     ) -> None:
-        super().__init__(device)
-        self.channel = check_channel(channel)
-        self.crop_border = int(crop_border)
-        self.round_y = bool(round_y)
+        super().__init__(device, channel, crop_border, round_y)
         self.block = int(block)
-        self._record(channel=self.channel, crop_border=self.crop_border, round_y=self.round_y, block=self.block)
+        self._record(block=self.block)
 
     def compute_batch(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
-        a = crop(select_channels(to_8bit_grid(ref), self.channel, self.round_y), self.crop_border)
-        b = crop(select_channels(to_8bit_grid(test), self.channel, self.round_y), self.crop_border)
+        a, b = self.planes(ref), self.planes(test)
         mse = (a - b).square().mean(dim=(2, 3))
         return psnr_from_mse(mse + blocking_effect_factor(b, self.block)).mean(dim=1)

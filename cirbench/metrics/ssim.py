@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from cirbench.metrics import METRICS, MetricError, MetricInfo, PairedMetric
-from cirbench.metrics._base import crop, to_8bit_grid
-from cirbench.metrics.color import check_channel, select_channels
+from cirbench.metrics import METRICS, MetricError, MetricInfo
+from cirbench.metrics._planes import PlanesMetric
 
 WINDOW_SIZE = 11
 SIGMA = 1.5
@@ -80,7 +79,7 @@ def ssim_means(a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, rows: int |
 
 
 @METRICS.register("ssim")
-class SSIM(PairedMetric):
+class SSIM(PlanesMetric):
     """Structural similarity per image pair, per Wang 2004 / MATLAB ssim_index.m / BasicSR."""
 
     info = MetricInfo(
@@ -93,14 +92,8 @@ class SSIM(PairedMetric):
     )
 
     def __init__(self, device: str = "cpu", channel: str = "rgb", crop_border: int = 0, round_y: bool = False) -> None:
-        super().__init__(device)
-        self.channel = check_channel(channel)
-        self.crop_border = int(crop_border)
-        self.round_y = bool(round_y)
+        super().__init__(device, channel, crop_border, round_y)
         self._record(
-            channel=self.channel,
-            crop_border=self.crop_border,
-            round_y=self.round_y,
             window=WINDOW_SIZE,
             sigma=SIGMA,
             k1=K1,
@@ -111,7 +104,6 @@ class SSIM(PairedMetric):
         self._taps = gaussian_1d(WINDOW_SIZE, SIGMA, torch.float64, self.device)
 
     def compute_batch(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
-        a = crop(select_channels(to_8bit_grid(ref), self.channel, self.round_y), self.crop_border)
-        b = crop(select_channels(to_8bit_grid(test), self.channel, self.round_y), self.crop_border)
+        a, b = self.planes(ref), self.planes(test)
         ssim_mean, _ = ssim_means(a, b, self._taps)
         return ssim_mean.mean(dim=1)
