@@ -4,11 +4,11 @@ missing or not-yet-recorded file is refused with a message saying what to do.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 
+from cirbench.fileio import sha256_file
 from cirbench.models.checkpoints import save_state_dict
 from cirbench.models.promptcir import SMALL_CONFIG, PromptCIRNet, WeightsNotShipped, packaged_small_weights
 from cirbench.weights import WeightsCorrupt
@@ -19,7 +19,7 @@ def packaged(tmp_path_factory) -> tuple[Path, str]:
     path = tmp_path_factory.mktemp("weights") / "promptcir-s.safetensors"
     state = {k: v.half() if v.is_floating_point() else v for k, v in PromptCIRNet(SMALL_CONFIG).state_dict().items()}
     save_state_dict(state, path)
-    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+    return path, sha256_file(path)
 
 
 def test_the_recorded_file_is_accepted(packaged) -> None:

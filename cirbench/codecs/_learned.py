@@ -112,6 +112,14 @@ def validate_device(codec: str, device: str) -> None:
     raise ConfigError(f"{codec}: device must be 'cpu', 'cuda' or 'cuda:N', got '{device}'")
 
 
+def local_checkpoint(codec: str, checkpoint: str) -> Path:
+    """The user's checkpoint file; CodecUnavailable when it does not exist."""
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise CodecUnavailable(codec, f"checkpoint file {path} does not exist", "fix the checkpoint path")
+    return path
+
+
 def check_device(codec: str, device: str) -> None:
     """CodecUnavailable when a CUDA device is asked for on a machine without one."""
     if device == "cpu":

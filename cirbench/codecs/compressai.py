@@ -5,7 +5,6 @@ Zoo weights come through cirbench.weights (sha256-checked); a local ``checkpoint
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from cirbench.codecs._learned import (
     ModelCache,
     check_device,
     learned_tool_versions,
+    local_checkpoint,
     pack_bitstream,
     rgb_to_tensor,
     tensor_to_rgb,
@@ -163,21 +163,19 @@ class CompressaiCodec(Codec):
         url = _zoo().model_urls[self.params.model][self.params.metric][self.params.quality]
         return url.rsplit("/", 1)[1]
 
-    def weights_path(self, download: bool | None = None) -> Path:
-        """The verified zoo file or the local checkpoint; CodecUnavailable naming the file when missing."""
+    def weights_path(self, download: bool = True) -> Path:
+        """The verified zoo file or the local checkpoint; CodecUnavailable naming the file when missing.
+
+        Downloads happen only when ``download`` is true and CIRBENCH_OFFLINE is not 1 (ensure_weight decides)."""
         p = self.params
         if p.checkpoint:
-            path = Path(p.checkpoint).expanduser()
-            if not path.is_file():
-                raise CodecUnavailable(self.name, f"checkpoint file {path} does not exist", "fix the checkpoint path")
-            return path
+            return local_checkpoint(self.name, p.checkpoint)
         filename = self.zoo_filename()
         if filename in _VERIFIED and _VERIFIED[filename].is_file():
             return _VERIFIED[filename]
         zoo_weight_spec(filename, f"CompressAI {p.model} ({p.metric}), quality {p.quality}")
-        allow = os.environ.get("CIRBENCH_OFFLINE") != "1" if download is None else download
         try:
-            _VERIFIED[filename] = ensure_weight(filename, download=allow)
+            _VERIFIED[filename] = ensure_weight(filename, download=download)
             return _VERIFIED[filename]
         except (WeightsUnavailable, WeightsCorrupt) as exc:
             what = f"weights file {filename} for {p.model} ({p.metric}, quality {p.quality})"

@@ -5,7 +5,6 @@ Levels low/med/high = hific_low.pt / hific_med.pt / hific_hi.pt; rANS coding (Co
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from cirbench.codecs._learned import (
     ModelCache,
     check_device,
     learned_tool_versions,
+    local_checkpoint,
     pack_bitstream,
     rgb_to_tensor,
     tensor_to_rgb,
@@ -155,14 +155,11 @@ class HificCodec(Codec):
     def weights_path(self) -> Path:
         """The local checkpoint, or the canonical file from the torch-hub cache; CodecUnavailable if missing."""
         if self.params.checkpoint:
-            path = Path(self.params.checkpoint).expanduser()
-            if not path.is_file():
-                raise CodecUnavailable(self.name, f"checkpoint file {path} does not exist", "fix the checkpoint path")
-            return path
+            return local_checkpoint(self.name, self.params.checkpoint)
         spec = HIFIC_WEIGHTS[self.params.level]
-        if spec.sha256_prefix:  # only if a checksum is ever published: verified (and downloaded when allowed)
+        if spec.sha256_prefix:  # only if a checksum is ever published: verified (and downloaded unless offline)
             try:
-                return ensure_weight(spec.filename, download=os.environ.get("CIRBENCH_OFFLINE") != "1")
+                return ensure_weight(spec.filename)
             except (WeightsUnavailable, WeightsCorrupt) as exc:
                 raise CodecUnavailable(self.name, str(exc), f"cirbench weights import /path/to/{spec.filename}") from exc
         path = cached_path(spec)
