@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cirbench.build import BuildOptions, build_dataset
+from cirbench.build.builder import BuildOptions, build_dataset
+from cirbench.build.provenance import environment
 from cirbench.codecs import create_codec
-from cirbench.provenance import environment
 from cirbench.tasks import load_taskset
 
 DEFAULT_KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"

@@ -60,8 +60,8 @@ def create_small_conv(checkpoint=None, device="cpu") -> SmallConvModel:
 def build_dataset(root: Path, images: int, size: int) -> Path:
     from PIL import Image
 
-    from cirbench.build import BuildOptions
-    from cirbench.build import build_dataset as build
+    from cirbench.build.builder import BuildOptions
+    from cirbench.build.builder import build_dataset as build
 
     source = root / "src"
     source.mkdir(parents=True)
@@ -82,7 +82,7 @@ def build_dataset(root: Path, images: int, size: int) -> Path:
 
 def pure_model_seconds(spec: str, dataset: Path, device: str, batch: int, repeats: int) -> float:
     """Model time alone: every batch already decoded and on the device; best of ``repeats``."""
-    from cirbench.dataset import BuiltDataset, read_rgb, to_tensor
+    from cirbench.dataset.reader import BuiltDataset, read_rgb, to_tensor
     from cirbench.models import load_model
 
     ds = BuiltDataset.open(dataset)
@@ -105,7 +105,7 @@ def pure_model_seconds(spec: str, dataset: Path, device: str, batch: int, repeat
 
 
 def evaluate_seconds(spec: str, dataset: Path, device: str, batch: int, profile: str) -> tuple[float, dict]:
-    from cirbench.evaluate import EvaluationSettings, evaluate
+    from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
 
     settings = EvaluationSettings(model=spec, device=device, batch=batch, profile=profile, force=True)
     evaluate(dataset, settings)  # warm-up run (imports, metric construction, cuDNN)

@@ -1,6 +1,6 @@
 """cirbench: build, evaluate and compare universal compressed-image-restoration benchmarks.
 
-The data path reads like the pipeline: sources -> codecs -> build -> dataset -> models -> evaluate -> metrics -> report.
+The tree reads as the pipeline: build (sources, codecs) -> dataset -> models -> evaluation (metrics) -> compare.
 """
 
 from __future__ import annotations

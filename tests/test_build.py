@@ -12,9 +12,9 @@ import pytest
 from conftest import write_taskset
 from PIL import Image
 
-from cirbench.build import BuildOptions, build_dataset
+from cirbench.build.builder import BuildOptions, build_dataset
+from cirbench.build.manifest import COLUMN_NAMES, JOURNAL_NAME, read_manifest_table
 from cirbench.cli import main
-from cirbench.manifest import COLUMN_NAMES, JOURNAL_NAME, read_manifest_table
 
 STABLE = ["kind", "image", "task", "output_file", "output_sha256", "bitstream_sha256", "bitstream_bytes", "fingerprint"]
 

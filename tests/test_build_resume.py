@@ -15,7 +15,7 @@ from conftest import shared, write_taskset
 from PIL import Image
 from test_build import _stable
 
-from cirbench.manifest import JOURNAL_NAME
+from cirbench.build.manifest import JOURNAL_NAME
 
 CLI = [sys.executable, "-m", "cirbench"]
 TASKS = [

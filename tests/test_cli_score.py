@@ -16,8 +16,8 @@ from PIL import Image
 
 from cirbench.cli import main
 from cirbench.metrics import create_metric
+from cirbench.metrics.folder_scoring import PairingError, load_image, pair_images, score_pairs
 from cirbench.metrics.profiles import PROFILES, get_profile
-from cirbench.metrics.scoring import PairingError, load_image, pair_images, score_pairs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 STEMS = ("kodim01", "kodim02", "kodim03")

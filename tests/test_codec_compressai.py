@@ -19,7 +19,7 @@ from cirbench.codecs import CODECS, create_codec
 from cirbench.codecs import compressai as cai
 from cirbench.codecs._learned import pack_bitstream, unpack_bitstream
 from cirbench.errors import CodecError, CodecUnavailable, ConfigError
-from cirbench.weights import catalogue
+from cirbench.weights.manager import catalogue
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "fixtures" / "tiny-factorized-cirbench.pth.tar"
@@ -98,7 +98,7 @@ def test_missing_zoo_weights_name_the_file_and_the_import_command() -> None:
 
 
 def test_zoo_weights_in_the_cache_are_verified_and_used(tmp_path: Path) -> None:
-    from cirbench.weights import cache_dir
+    from cirbench.weights.manager import cache_dir
 
     name = "cheng2020-anchor-1-dad2ebff.pth.tar"
     (cache_dir()).mkdir(parents=True, exist_ok=True)

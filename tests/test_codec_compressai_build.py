@@ -13,8 +13,8 @@ import pytest
 from conftest import write_taskset
 from PIL import Image
 
+from cirbench.build.manifest import read_manifest_table
 from cirbench.cli import main
-from cirbench.manifest import read_manifest_table
 
 TINY = Path(__file__).resolve().parent / "fixtures" / "tiny-factorized-cirbench.pth.tar"
 

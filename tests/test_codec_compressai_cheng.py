@@ -48,6 +48,11 @@ def crop() -> np.ndarray:
     return np.asarray(Image.open(KODIM).convert("RGB"))[200:270, 300:380].copy()  # 70x80 -> padded 128x128
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(torch_one_thread) -> None:
+    """cirbench's loops run single-threaded; the reference must too, or float sums differ in the last bit."""
+
+
 def reference_roundtrip(net, rgb: np.ndarray) -> tuple[bytes, np.ndarray]:
     """CompressAI's unmodified compress()/decompress() on the 64-padded image, packed like cirbench does."""
     x = torch.from_numpy(pad_edge(rgb, 64).transpose(2, 0, 1).astype(np.float32) / 255.0)[None]

@@ -19,13 +19,13 @@ import torch
 from conftest import REPO, shared, write_taskset
 from PIL import Image
 
-from cirbench.build import BuildOptions, build_dataset
+from cirbench.build.builder import BuildOptions, build_dataset
 from cirbench.cli import main
-from cirbench.dataset import BuiltDataset, read_rgb
-from cirbench.evaluate import EvaluationSettings, evaluate
+from cirbench.dataset.reader import BuiltDataset, read_rgb
+from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
+from cirbench.evaluation.protocols import Box, ProtocolError, crop256_box
+from cirbench.evaluation.results import SCORE_COLUMNS, ResultsError
 from cirbench.models import ModelError, ModelInfo
-from cirbench.protocols import Box, ProtocolError, crop256_box
-from cirbench.results import SCORE_COLUMNS, ResultsError
 from cirbench.tasks import load_taskset
 
 TOY = REPO / "tests" / "toy_plugin"

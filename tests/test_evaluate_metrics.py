@@ -11,12 +11,12 @@ from test_evaluate import offline_weights, tiny, tiny_master  # noqa: F401  (fix
 
 import cirbench.metrics
 import cirbench.metrics.profiles as profiles
-from cirbench.dataset import BuiltDataset, read_rgb
-from cirbench.evaluate import EvaluationSettings, evaluate
-from cirbench.leaderboard import build_leaderboard
+from cirbench.compare.leaderboard import build_leaderboard
+from cirbench.dataset.reader import BuiltDataset, read_rgb
+from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
+from cirbench.evaluation.results import SET_LEVEL_IMAGE
 from cirbench.metrics import DistributionMetric, MetricInfo
 from cirbench.models import ModelInfo
-from cirbench.results import SET_LEVEL_IMAGE
 
 
 class MeanGap(DistributionMetric):

@@ -11,9 +11,9 @@ import pytest
 from test_evaluate import SMALL_CROPS, build_tiny, offline_weights  # noqa: F401  (autouse fixture)
 
 from cirbench.cli import main
-from cirbench.dataset import BuiltDataset
-from cirbench.evaluate import EvaluationSettings, evaluate
-from cirbench.leaderboard import build_leaderboard, to_markdown
+from cirbench.compare.leaderboard import build_leaderboard, to_markdown
+from cirbench.dataset.reader import BuiltDataset
+from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
 
 
 @pytest.fixture(scope="module")

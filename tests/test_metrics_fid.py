@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 
 import cirbench.metrics._inception as inception_module
-import cirbench.weights as weights_module
+import cirbench.weights.manager as weights_module
 from cirbench.fileio import sha256_file
 from cirbench.metrics import METRICS, MetricError, create_metric
 from cirbench.metrics._inception import fid_inception_architecture, image_patches
 from cirbench.metrics._stats import RunningMoments, SmallSampleWarning, frechet_distance, kernel_inception_distance
-from cirbench.weights import WeightFile, catalogue
+from cirbench.weights.manager import WeightFile, catalogue
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 

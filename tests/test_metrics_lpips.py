@@ -11,10 +11,10 @@ import pytest
 import torch
 import torchvision
 
-import cirbench.weights as weights_module
+import cirbench.weights.manager as weights_module
 from cirbench.fileio import sha256_file
 from cirbench.metrics import METRICS, MetricError, create_metric
-from cirbench.weights import WeightFile, WeightsCorrupt, WeightsUnavailable, catalogue
+from cirbench.weights.manager import WeightFile, WeightsCorrupt, WeightsUnavailable, catalogue
 
 ALEX_FILE = "alexnet-owt-7be5be79.pth"
 

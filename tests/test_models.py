@@ -13,7 +13,7 @@ import torch
 from conftest import load_rgb, shared
 from PIL import Image
 
-from cirbench.dataset import to_tensor
+from cirbench.dataset.reader import to_tensor
 from cirbench.errors import ConfigError, UnknownNameError
 from cirbench.models import MODELS, ModelError, load_model
 from cirbench.models.checkpoints import (

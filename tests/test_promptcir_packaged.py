@@ -11,7 +11,7 @@ import pytest
 from cirbench.fileio import sha256_file
 from cirbench.models.checkpoints import save_state_dict
 from cirbench.models.promptcir import SMALL_CONFIG, PromptCIRNet, WeightsNotShipped, packaged_small_weights
-from cirbench.weights import WeightsCorrupt
+from cirbench.weights.manager import WeightsCorrupt
 
 
 @pytest.fixture(scope="module")

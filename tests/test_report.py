@@ -12,11 +12,11 @@ from PIL import Image
 from test_evaluate import SMALL_CROPS, build_tiny, offline_weights  # noqa: F401  (autouse fixture)
 
 from cirbench.cli import main
-from cirbench.dataset import BuiltDataset, read_rgb
-from cirbench.evaluate import EvaluationSettings, evaluate
-from cirbench.plots import LABEL_HEIGHT, PANEL_GAP, TITLE_HEIGHT, panel_scale
-from cirbench.protocols import ProtocolError
-from cirbench.report import ReportError, write_report
+from cirbench.compare.plots import LABEL_HEIGHT, PANEL_GAP, TITLE_HEIGHT, panel_scale
+from cirbench.compare.report import ReportError, write_report
+from cirbench.dataset.reader import BuiltDataset, read_rgb
+from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
+from cirbench.evaluation.protocols import ProtocolError
 
 HEADER_RGB = (0xE8, 0xEE, 0xF7)  # th background in the report's CSS
 BEST_RGB = (0xDF, 0xF0, 0xD8)  # background of the best value per column

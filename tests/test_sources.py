@@ -12,8 +12,8 @@ import pytest
 from conftest import shared
 from PIL import Image
 
+from cirbench.build.sources import list_sources, load_source, verify_source
 from cirbench.errors import SourceImageError, SourceSetError
-from cirbench.sources import list_sources, load_source, verify_source
 
 
 def _png16(path: Path) -> None:

@@ -15,18 +15,19 @@ import torch
 from PIL import Image
 
 from cirbench.cli import main
-from cirbench.dataset import BuiltDataset, read_rgb
+from cirbench.dataset.reader import BuiltDataset, read_rgb
 from cirbench.errors import ConfigError
 from cirbench.models import ModelError, ModelInfo, load_model
 from cirbench.models.blocks.mirror_tiling import MirrorTiling
 from cirbench.models.checkpoints import load_state_dict
 from cirbench.models.promptcir import PromptCIRConfig, PromptCIRModel, PromptCIRNet
 from cirbench.tasks import Task
-from cirbench.train import _amp_setup as amp_setup
-from cirbench.train import lr_at, train
 from cirbench.training.config import TrainConfig, config_from_mapping, load_config
-from cirbench.training.data import PairedCrops, resolve_loss, split_pairs
+from cirbench.training.data import PairedCrops, split_pairs
+from cirbench.training.losses import resolve_loss
 from cirbench.training.state import ResumeError
+from cirbench.training.trainer import _amp_setup as amp_setup
+from cirbench.training.trainer import lr_at, train
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 TINY = PromptCIRConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 1, 2, 2),

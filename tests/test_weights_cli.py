@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import cirbench.weights as weights_module
+import cirbench.weights.manager as weights_module
 from cirbench.cli import main
 from cirbench.fileio import sha256_file
-from cirbench.weights import WeightFile, WeightsCorrupt, catalogue, ensure_weight
+from cirbench.weights.manager import WeightFile, WeightsCorrupt, catalogue, ensure_weight
 
 ALEX_FILE = "alexnet-owt-7be5be79.pth"
 

@@ -12,11 +12,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cirbench.build.sources import DEFAULT_MAX_PIXELS, verify_source
 from cirbench.cli import EXIT_ERRORS, app, console, err_console
-from cirbench.sources import DEFAULT_MAX_PIXELS, verify_source
 
 if TYPE_CHECKING:
-    from cirbench.build import BuildReport
+    from cirbench.build.builder import BuildReport
 
 
 class RichBuildProgress:
@@ -81,7 +81,7 @@ def build(
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address (shared filesystem)")] = None,
 ) -> None:
     """Build a CIR dataset: HR/ plus one folder per task (MoE-DiffIR layout) and manifest.parquet."""
-    from cirbench.build import BuildOptions, build_dataset
+    from cirbench.build.builder import BuildOptions, build_dataset
 
     if len(paths) not in (1, 2):
         raise typer.BadParameter("give [SOURCE] OUT: one or two paths", param_hint="[SOURCE] OUT")
@@ -104,7 +104,7 @@ def build(
 @app.command()
 def info(out: Annotated[Path, typer.Argument(help="A built dataset (OUT/<name>) or an output root")]) -> None:
     """Per task: images, mean bpp and mean PSNR of each built dataset."""
-    from cirbench.dataset_summary import summarise_dataset
+    from cirbench.dataset.summary import summarise_dataset
 
     for summary in summarise_dataset(out):
         table = Table(title=f"{summary.name}  ({summary.images} images, {summary.path})")

@@ -1,6 +1,6 @@
 """``cirbench evaluate``: score a restoration model on a built dataset, with a progress bar and a run summary.
 
-Thin layer over cirbench.evaluate; prints skipped-metric warnings and where the results went.
+Thin layer over cirbench.evaluation.evaluate; prints skipped-metric warnings and where the results went.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def evaluate_command(
     force: Annotated[bool, typer.Option("--force", help="Discard this run's earlier results and start over")] = False,
 ) -> None:
     """Restore every (image, task) of DATASET with a model and score it against HR (resumable)."""
-    from cirbench.evaluate import EvaluationSettings, evaluate
+    from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
 
     settings = EvaluationSettings(
         model=model, checkpoint=str(checkpoint) if checkpoint else None, model_options=parse_options(option),

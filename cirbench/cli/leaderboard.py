@@ -27,8 +27,8 @@ def leaderboard_command(
     no_identity: Annotated[bool, typer.Option("--no-identity", help="Do not evaluate a missing identity row")] = False,
 ) -> None:
     """One row per method x test set: a column per task x metric, per-codec means and the overall mean."""
-    from cirbench.dataset import BuiltDataset
-    from cirbench.leaderboard import FORMATTERS, build_leaderboard, long_csv, to_csv
+    from cirbench.compare.leaderboard import FORMATTERS, build_leaderboard, long_csv, to_csv
+    from cirbench.dataset.reader import BuiltDataset
 
     if output_format not in FORMATTERS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATTERS)}, got '{output_format}'")

@@ -1,6 +1,6 @@
 """``cirbench report``: write the static HTML report (leaderboard, plots, side-by-side crops) of a dataset.
 
-Thin layer over cirbench.report.
+Thin layer over cirbench.compare.report.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def report_command(
     profile: Annotated[str | None, typer.Option("--profile", help="Runs of this metric profile (default: cirbench)")] = None,
 ) -> None:
     """Static report: leaderboard table, per-codec bars, per-level curves, rate/perception plots, crops."""
-    from cirbench.report import write_report
+    from cirbench.compare.report import write_report
 
     def warn(message: str) -> None:
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)

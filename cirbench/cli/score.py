@@ -31,7 +31,7 @@ def score(
     device: Annotated[str, typer.Option("--device", help="cpu or cuda")] = "cpu",
 ) -> None:
     """Score TEST_DIR against REF_DIR pair by pair (file stems must match, sizes too)."""
-    from cirbench.metrics.scoring import score_pairs, write_report
+    from cirbench.metrics.folder_scoring import score_pairs, write_report
 
     names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
     with Progress(

@@ -1,6 +1,6 @@
 """``cirbench train``: train a registered trainable model on a built dataset, with a progress bar.
 
-Thin layer over cirbench.train: reads the TOML config, applies command-line overrides, renders events.
+Thin layer over cirbench.training.trainer: reads the TOML config, applies command-line overrides, renders events.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def train_command(
     ] = None,
 ) -> None:
     """Train MODEL on paired random crops of every task of DATA (L1, AdamW, cosine; resumable)."""
-    from cirbench.train import train
+    from cirbench.training.trainer import train
 
     settings = load_config(config).with_overrides(steps=steps, seed=seed)
     options = parse_options(option)

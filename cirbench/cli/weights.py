@@ -21,13 +21,13 @@ app.add_typer(weights_app, name="weights")
 
 def _catalogue():
     """Every registered file (metrics, codecs and models register theirs)."""
-    from cirbench.weights import catalogue
+    from cirbench.weights.manager import catalogue
 
     return catalogue()
 
 
 def _selected(files: list[str] | None):
-    from cirbench.weights import get_weight
+    from cirbench.weights.manager import get_weight
 
     known = _catalogue()
     return [get_weight(name) for name in files] if files else list(known.values())
@@ -39,7 +39,7 @@ def list_weights(
     plain: Annotated[bool, typer.Option("--plain", help="Tab-separated lines: file, status, url, purpose")] = False,
 ) -> None:
     """Every canonical file, its cache status (ok, missing, corrupt) and what uses it."""
-    from cirbench.weights import cache_dir, weight_status
+    from cirbench.weights.manager import cache_dir, weight_status
 
     if plain:
         for spec in _catalogue().values():
@@ -62,7 +62,7 @@ def download(
     files: Annotated[list[str] | None, typer.Argument(help="File names (default: every missing file)")] = None,
 ) -> None:
     """Download files into the cache, verifying their sha256 prefix; existing verified files are kept."""
-    from cirbench.weights import WeightsCorrupt, WeightsUnavailable, ensure_weight, weight_status
+    from cirbench.weights.manager import WeightsCorrupt, WeightsUnavailable, ensure_weight, weight_status
 
     failures = []
     unchecked = []
@@ -106,7 +106,7 @@ def verify(
     files: Annotated[list[str] | None, typer.Argument(help="File names (default: every cached file)")] = None,
 ) -> None:
     """Re-hash cached files; fails when one is corrupt (or when a named file is missing)."""
-    from cirbench.weights import cached_path, weight_status
+    from cirbench.weights.manager import cached_path, weight_status
 
     bad = []
     for spec in _selected(files):
@@ -126,7 +126,7 @@ def import_files(
     paths: Annotated[list[Path], typer.Argument(help="Files downloaded elsewhere, with their canonical names")],
 ) -> None:
     """Copy files into the cache after checking that name and sha256 match the catalogue."""
-    from cirbench.weights import import_weight
+    from cirbench.weights.manager import import_weight
 
     for path in paths:
         console.print(f"[green]imported[/] {import_weight(path)}")

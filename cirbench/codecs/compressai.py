@@ -1,6 +1,6 @@
 """Learned image codecs from CompressAI (default Cheng2020-anchor): real compress()/decompress() bitstreams.
 
-Zoo weights come through cirbench.weights (sha256-checked); a local ``checkpoint`` replaces them. CPU entropy coding.
+Zoo weights come through cirbench.weights.manager (sha256-checked); a local ``checkpoint`` replaces them. CPU entropy coding.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from cirbench.codecs._learned import (
     validate_device,
 )
 from cirbench.errors import CodecError, CodecUnavailable, ConfigError
-from cirbench.weights import (
+from cirbench.weights.manager import (
     WeightFile,
     WeightsCorrupt,
     WeightsUnavailable,

@@ -25,7 +25,14 @@ from cirbench.codecs._learned import (
     validate_device,
 )
 from cirbench.errors import CodecError, CodecUnavailable, ConfigError
-from cirbench.weights import WeightFile, WeightsCorrupt, WeightsUnavailable, cached_path, ensure_weight, register_weight
+from cirbench.weights.manager import (
+    WeightFile,
+    WeightsCorrupt,
+    WeightsUnavailable,
+    cached_path,
+    ensure_weight,
+    register_weight,
+)
 
 MAGIC = b"HF"
 ZENODO = "https://zenodo.org/record/4026003/files"

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from cirbench.metrics._base import MetricError
 from cirbench.metrics._weights import WeightsSource, load_weights
-from cirbench.weights_catalogue import INCEPTION_FID
+from cirbench.weights.catalogue import INCEPTION_FID
 
 FEATURE_DIMS = 2048
 INPUT_SIZE = 299

@@ -14,7 +14,7 @@ import torch
 
 from cirbench.fileio import sha256_file
 from cirbench.metrics._base import MetricError
-from cirbench.weights import ensure_weight, get_weight
+from cirbench.weights.manager import ensure_weight, get_weight
 
 WeightsSource = None | str | os.PathLike | Mapping[str, torch.Tensor]
 

@@ -14,7 +14,7 @@ import torch
 
 from cirbench.metrics import METRICS, MetricError, MetricInfo, PairedMetric
 from cirbench.metrics._weights import WeightsSource, load_weights
-from cirbench.weights_catalogue import ALEXNET, VGG16
+from cirbench.weights.catalogue import ALEXNET, VGG16
 
 BACKBONE_FILES = {"alex": ALEXNET.filename, "vgg": VGG16.filename}
 VERSIONS = ("0.1",)

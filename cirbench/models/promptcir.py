@@ -25,7 +25,7 @@ from cirbench.models.blocks.window_attention import (
 )
 from cirbench.models.checkpoints import StrictLoadError, load_state_dict, load_strict
 from cirbench.tasks import Task
-from cirbench.weights import WeightFile, WeightsCorrupt, WeightsUnavailable, ensure_weight, register_weight
+from cirbench.weights.manager import WeightFile, WeightsCorrupt, WeightsUnavailable, ensure_weight, register_weight
 
 
 @dataclass(frozen=True)

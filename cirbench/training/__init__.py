@@ -1,4 +1,4 @@
-"""Training helpers behind `cirbench train`: configuration, paired random crops, losses and resumable state.
+"""Training behind `cirbench train`: the trainer loop, its configuration, paired crops, losses and resumable state.
 
-The loop itself lives in cirbench/train.py; these modules keep it short and testable.
+trainer (loop, checkpoints) uses config, data (crops, validation split), losses (registry) and state (history, resume).
 """

@@ -1,20 +1,18 @@
 """Training data from a built dataset: a held-out validation split, paired random crops drawn across all tasks,
-and named losses. Sample ``g`` depends only on (seed, g), so resuming at any step replays the same batches.
+for `cirbench train`. Sample ``g`` depends only on (seed, g), so resuming at any step replays the same batches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from cirbench.dataset import BuiltDataset, DatasetError, read_rgb
+from cirbench.dataset.reader import BuiltDataset, DatasetError, read_rgb
 from cirbench.errors import ConfigError
 
 
@@ -122,28 +120,3 @@ def validation_tensors(pairs: list[Pair], crop: int, multiple: int) -> list[tupl
             hr, lq = centre_crop(hr, crop, multiple), centre_crop(lq, crop, multiple)
         items.append((pair, _chw(lq).unsqueeze(0), _chw(hr).unsqueeze(0)))
     return items
-
-
-def _charbonnier(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    return torch.sqrt((output - target).square() + eps * eps).mean()
-
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-LOSSES: dict[str, LossFn] = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": _charbonnier}
-
-
-def resolve_loss(name: str) -> LossFn:
-    """A loss by name (l1, mse, charbonnier) or as 'package.module:function'."""
-    if name in LOSSES:
-        return LOSSES[name]
-    if ":" in name:
-        import importlib
-
-        module_name, _, attribute = name.partition(":")
-        try:
-            loss = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"loss '{name}' cannot be imported ({exc})") from exc
-        if callable(loss):
-            return loss
-    raise ConfigError(f"unknown loss '{name}' (known: {', '.join(LOSSES)}, or 'package.module:function')")

@@ -15,17 +15,17 @@ import pandas as pd
 import torch
 
 from cirbench.cpu_memory import keep_freed_memory
-from cirbench.dataset import BuiltDataset
+from cirbench.dataset.reader import BuiltDataset
 from cirbench.errors import ConfigError
-from cirbench.eval_session import EvaluationSession, Progress
+from cirbench.evaluation.protocols import get_protocol
+from cirbench.evaluation.results import SET_LEVEL_IMAGE, ResultsStore, run_key_hash
+from cirbench.evaluation.run_record import finish_record, now_utc, run_identity, start_record
+from cirbench.evaluation.scorer import Scorer
+from cirbench.evaluation.session import EvaluationSession, Progress
 from cirbench.fileio import sha256_file
 from cirbench.models import ModelInfo, RestorationModel, load_model
 from cirbench.models.checkpoints import CheckpointError
 from cirbench.models.tiling import check_tiling
-from cirbench.protocols import get_protocol
-from cirbench.results import SET_LEVEL_IMAGE, ResultsStore, run_key_hash
-from cirbench.run_record import finish_record, now_utc, run_identity, start_record
-from cirbench.scoring import Scorer
 from cirbench.tasks import Task
 
 DEFAULT_OVERLAP = 32

@@ -15,15 +15,15 @@ from typing import Any
 
 import torch
 
-from cirbench.dataset import BuiltDataset
+from cirbench.dataset.reader import BuiltDataset
+from cirbench.evaluation.loading import Batch, iter_batches, plan_batches
+from cirbench.evaluation.protocols import preview_box
+from cirbench.evaluation.results import SET_LEVEL_IMAGE, RunFolder, scores_frame
+from cirbench.evaluation.run_record import Timings
+from cirbench.evaluation.scorer import Scorer
 from cirbench.fileio import encode_png, write_bytes_atomic
-from cirbench.loading import Batch, iter_batches, plan_batches
 from cirbench.models import ModelError, RestorationModel
 from cirbench.models.tiling import restore_any_size
-from cirbench.protocols import preview_box
-from cirbench.results import SET_LEVEL_IMAGE, RunFolder, scores_frame
-from cirbench.run_record import Timings
-from cirbench.scoring import Scorer
 from cirbench.tasks import Task
 
 FLUSH_SECONDS = 5.0

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from cirbench import __version__
+from cirbench.build.sources import SourceImage, load_source
 from cirbench.codecs import create_codec
 from cirbench.errors import CirbenchError, SourceImageError
 from cirbench.fileio import encode_png, sha256_bytes, sha256_file, write_bytes_atomic
-from cirbench.sources import SourceImage, load_source
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cirbench.build.manifest import MANIFEST_NAME, read_manifest_table
 from cirbench.errors import ManifestError
-from cirbench.manifest import MANIFEST_NAME, read_manifest_table
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from cirbench.errors import CirbenchError
 from cirbench.fileio import write_text_atomic
 from cirbench.metrics import create_metric
 from cirbench.metrics.profiles import DEFAULT_PROFILE, MetricSpec, flatten_set_result, get_profile
-from cirbench.weights import WeightsUnavailable
+from cirbench.weights.manager import WeightsUnavailable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 

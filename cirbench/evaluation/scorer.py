@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from cirbench.weights import WeightsUnavailable
+from cirbench.weights.manager import WeightsUnavailable
 
 
 @dataclass

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from cirbench.protocols import get_protocol
-from cirbench.results import run_key_hash
+from cirbench.evaluation.protocols import get_protocol
+from cirbench.evaluation.results import run_key_hash
 
 
 @dataclass

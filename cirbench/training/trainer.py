@@ -17,12 +17,13 @@ from typing import Any
 import torch
 
 from cirbench.cpu_memory import keep_freed_memory
-from cirbench.dataset import BuiltDataset
+from cirbench.dataset.reader import BuiltDataset
 from cirbench.errors import ConfigError
 from cirbench.models import ModelError, RestorationModel, load_model, resolve_factory
 from cirbench.models.checkpoints import save_state_dict
 from cirbench.training.config import TrainConfig
-from cirbench.training.data import PairedCrops, Split, resolve_loss, split_pairs, validation_tensors
+from cirbench.training.data import PairedCrops, Split, split_pairs, validation_tensors
+from cirbench.training.losses import resolve_loss
 from cirbench.training.state import History, check_run_record, load_checkpoint, save_checkpoint
 
 EventFn = Callable[[str, dict[str, Any]], None]

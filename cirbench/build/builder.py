@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from cirbench.build_jobs import JobOutcome, SourceJob, TaskJob, encode_task, prepare_source
-from cirbench.build_runner import open_executor, run_jobs
-from cirbench.errors import CirbenchError, CodecUnavailable, OutputError, UnknownNameError
+from cirbench.build.jobs import JobOutcome, SourceJob, TaskJob, encode_task, prepare_source
+from cirbench.build.manifest import ManifestJournal, load_rows, write_manifest
+from cirbench.build.planning import BuildOptions, BuildReport, TaskPlan, fingerprint, plan_tasks
+from cirbench.build.provenance import write_build_record
+from cirbench.build.runner import open_executor, run_jobs
+from cirbench.build.sources import list_sources
+from cirbench.errors import CirbenchError, OutputError
 from cirbench.fileio import sha256_file
-from cirbench.manifest import ManifestJournal, load_rows, write_manifest
-from cirbench.provenance import write_build_record
 from cirbench.resources import samples_dir
-from cirbench.sources import DEFAULT_MAX_PIXELS, list_sources
-from cirbench.tasks import Task, TaskSet, load_taskset
+from cirbench.tasks import load_taskset
 
 
 class BuildProgress(Protocol):
@@ -44,75 +42,6 @@ class SilentProgress:
 
     def error(self, line: str) -> None:
         pass
-
-
-@dataclass
-class BuildOptions:
-    out: Path
-    source: Path | None = None
-    taskset: str = "moe-diffir-21"
-    name: str | None = None
-    tasks: list[str] | None = None
-    jobs: int = 1
-    keep_bitstreams: bool = False
-    force: bool = False
-    dry_run: bool = False
-    fail_fast: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    scheduler: str | None = None
-
-
-@dataclass
-class TaskPlan:
-    """A task with its fully resolved codec parameters and tool versions, or why it cannot run."""
-
-    task: Task
-    params: dict[str, Any] = field(default_factory=dict)
-    tool_versions: dict[str, str] = field(default_factory=dict)
-    suffix: str = ".bin"
-    unavailable: str | None = None
-
-
-@dataclass
-class BuildReport:
-    dataset: str
-    dataset_dir: Path
-    taskset: TaskSet
-    sources: int = 0
-    built: int = 0
-    up_to_date: int = 0
-    would_build: int = 0
-    failures: list[str] = field(default_factory=list)
-    unavailable: dict[str, str] = field(default_factory=dict)
-    ignored_files: list[str] = field(default_factory=list)
-    dry_run: bool = False
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-
-def plan_tasks(tasks: list[Task]) -> list[TaskPlan]:
-    """Resolve each task's codec; unknown or unavailable codecs become explained 'unavailable' plans."""
-    plans = []
-    for task in tasks:
-        try:
-            codec = task.create_codec()
-            codec.check_available()
-        except UnknownNameError as exc:
-            plans.append(TaskPlan(task, unavailable=f"codec '{task.codec}' is not installed ({exc})"))
-            continue
-        except CodecUnavailable as exc:
-            plans.append(TaskPlan(task, unavailable=str(exc)))
-            continue
-        plans.append(TaskPlan(task, codec.parameters(), codec.tool_versions(), codec.file_suffix))
-    return plans
-
-
-def fingerprint(source_sha256: str, plan: TaskPlan) -> str:
-    blob = json.dumps([source_sha256, plan.task.codec, plan.params, plan.tool_versions], sort_keys=True)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def _is_current(row: dict[str, Any] | None, digest: str, dataset_dir: Path, keep_bitstreams: bool) -> bool:

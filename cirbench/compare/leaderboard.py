@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cirbench.dataset import BuiltDataset
-from cirbench.results import SCORE_COLUMNS, ResultsStore
+from cirbench.dataset.reader import BuiltDataset
+from cirbench.evaluation.results import SCORE_COLUMNS, ResultsStore
 
 ID_COLUMNS = ["dataset", "protocol", "profile", "method"]
 OVERALL = "overall"
@@ -37,7 +37,7 @@ class Leaderboard:
 
 
 def _ensure_identity(ds: BuiltDataset, protocol: str | None, profile: str | None, warn) -> None:
-    from cirbench.evaluate import EvaluationSettings, evaluate
+    from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
 
     store = ResultsStore(ds.results_dir())
     records = [record for _, record in store.runs()]

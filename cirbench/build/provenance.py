@@ -17,7 +17,7 @@ from cirbench import __version__
 from cirbench.fileio import write_text_atomic
 
 if TYPE_CHECKING:
-    from cirbench.build import BuildOptions, BuildReport
+    from cirbench.build.planning import BuildOptions, BuildReport
     from cirbench.tasks import Task
 
 BUILD_RECORD = "build.json"

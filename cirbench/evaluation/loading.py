@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cirbench.dataset import BuiltDataset, DatasetError, read_rgb
-from cirbench.protocols import Box, get_protocol
+from cirbench.dataset.reader import BuiltDataset, DatasetError, read_rgb
+from cirbench.evaluation.protocols import Box, get_protocol
 from cirbench.tasks import Task
 
 # Pillow releases the GIL while decoding PNGs, so threads decode in parallel

@@ -5,7 +5,7 @@ Names and hashes follow ../shared/reference/WEIGHTS.md; each entry says which co
 
 from __future__ import annotations
 
-from cirbench.weights import WeightFile, register_weight
+from cirbench.weights.manager import WeightFile, register_weight
 
 TORCHVISION = "https://download.pytorch.org/models"
 

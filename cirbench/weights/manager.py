@@ -6,6 +6,7 @@ CompressAI share them), verified against the sha256 prefix in their names and re
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import urllib.error
@@ -69,15 +70,22 @@ def register_weight(spec: WeightFile) -> WeightFile:
     return spec
 
 
+PROVIDER_GROUP = "cirbench.weights"
+
+
 def catalogue() -> dict[str, WeightFile]:
-    """Every registered canonical file (importing the modules that register them first)."""
-    from cirbench import weights_catalogue  # noqa: F401  (registers the project's canonical files)
-    from cirbench.codecs import CODECS
-    from cirbench.models import MODELS
+    """Every registered canonical file, after loading the providers of the entry-point group ``cirbench.weights``.
 
-    CODECS.names()  # codec and model modules register the weights they use when imported
-    MODELS.names()
-
+    A provider is a module that registers files when imported, or a callable that imports them (the codec,
+    metric and model registries' ``names``); the weights package itself imports none of them.
+    """
+    for ep in importlib.metadata.entry_points(group=PROVIDER_GROUP):
+        try:
+            provider = ep.load()
+        except (ImportError, AttributeError):
+            continue  # a broken third-party plugin; its registry reports it by name when used
+        if callable(provider):
+            provider()
     return dict(sorted(_CATALOGUE.items()))
 
 

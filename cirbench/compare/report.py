@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cirbench import plots
-from cirbench.dataset import BuiltDataset, read_rgb
+from cirbench.compare import plots
+from cirbench.compare.leaderboard import ID_COLUMNS, IDENTITY, Leaderboard, build_leaderboard
+from cirbench.dataset.reader import BuiltDataset, read_rgb
 from cirbench.errors import CirbenchError
+from cirbench.evaluation.protocols import get_protocol, preview_box
+from cirbench.evaluation.results import ResultsStore
 from cirbench.fileio import write_text_atomic
-from cirbench.leaderboard import ID_COLUMNS, IDENTITY, Leaderboard, build_leaderboard
-from cirbench.protocols import get_protocol, preview_box
-from cirbench.results import ResultsStore
 
 MAX_CROP_FIGURES = 8
 
