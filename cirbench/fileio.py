@@ -98,10 +98,60 @@ def write_with_atomic(path: str | os.PathLike[str], writer: Callable[[str], None
         writer(tmp_name)
         os.chmod(tmp_name, _FILE_MODE)
         os.replace(tmp_name, target)
+    except OSError as exc:  # disk full, quota, read-only: one line naming the file
+        with _suppress_os_error():
+            os.unlink(tmp_name)
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
     except BaseException:
         with _suppress_os_error():
             os.unlink(tmp_name)
         raise
+
+
+SCRATCH_ROOT_NAME = "cirbench-scratch"
+
+
+def scratch_root() -> Path:
+    """Where cirbench's temporary folders live: <system temp>/cirbench-scratch (one folder per owner process)."""
+    return Path(tempfile.gettempdir()) / SCRATCH_ROOT_NAME
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary folder named <prefix>-<pid>-<random> under scratch_root(), removed on exit.
+
+    A process killed with SIGKILL cannot remove it; clean_stale_scratch() (run at the start of every build)
+    removes the folders whose owner process is gone.
+    """
+    root = scratch_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}-{os.getpid()}-", dir=root) as path:
+        yield Path(path)
+
+
+def clean_stale_scratch() -> int:
+    """Remove scratch folders left by processes that no longer exist; return how many were removed."""
+    import shutil
+
+    removed = 0
+    root = scratch_root()
+    for folder in root.iterdir() if root.is_dir() else ():
+        parts = folder.name.rsplit("-", 2)
+        if len(parts) != 3 or not parts[1].isdigit() or _pid_alive(int(parts[1])):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 PNG_COMPRESS_LEVEL = 1  # zlib level 1: 3x faster than 6 and, on photographs, barely larger

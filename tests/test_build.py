@@ -93,7 +93,8 @@ def test_bad_inputs_each_give_one_line_and_the_rest_is_built(small_sources: Path
     shutil.copy(small_sources / "kodim01.png", small_sources / "kodim01 ünïcode.png")
     capsys.readouterr()
     code = main(["build", str(small_sources), str(out), "--tasks", str(five_codec_taskset), "--name", "set", "--max-pixels", "50000000"])
-    text = " ".join(capsys.readouterr().out.split()) + " " + " ".join(capsys.readouterr().err.split())
+    captured = capsys.readouterr()
+    text = " ".join(captured.out.split()) + " " + " ".join(captured.err.split())
     assert code == 1
     for name, reason in expected.items():
         assert name in text and reason in text, name

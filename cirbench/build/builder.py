@@ -18,9 +18,9 @@ from cirbench.build.manifest import ManifestJournal, load_rows, write_manifest
 from cirbench.build.planning import BuildOptions, BuildReport, TaskPlan, fingerprint, plan_tasks
 from cirbench.build.provenance import write_build_record
 from cirbench.build.runner import open_executor, run_jobs
-from cirbench.build.sources import list_sources
+from cirbench.build.sources import SourceListing, list_sources
 from cirbench.errors import CirbenchError, OutputError
-from cirbench.fileio import sha256_file
+from cirbench.fileio import clean_stale_scratch, sha256_file
 from cirbench.resources import samples_dir
 from cirbench.tasks import load_taskset
 
@@ -115,8 +115,9 @@ class _Builder:
         return not self.options.fail_fast
 
     def _prepare_sources(self, executor: Any, window: int, known: dict) -> list[dict[str, Any]]:
-        listing = list_sources(self.source_dir)
-        self.report.ignored_files = [p.name for p in listing.ignored]
+        listing = self._listing()
+        for name, reason in listing.refused:
+            self._record(JobOutcome(label=name, error=f"{self.source_dir / name}: {reason}"))
         stems: dict[str, Path] = {}
         jobs = []
         for path in listing.images:
@@ -130,6 +131,12 @@ class _Builder:
         self.progress.start("sources", len(listing.images))
         run_jobs(executor, prepare_source, jobs, window, self._record)
         return sorted(self.current_sources, key=lambda r: r["image"])
+
+    def _listing(self) -> SourceListing:
+        listing = list_sources(self.source_dir)
+        self.report.ignored_files = [p.name for p in listing.ignored]
+        self.report.skipped_entries = [f"{name}: {reason}" for name, reason in listing.skipped]
+        return listing
 
     def _task_jobs(self, hr_rows: list[dict[str, Any]], plans: list[TaskPlan], known: dict) -> list[TaskJob]:
         jobs = []
@@ -167,6 +174,7 @@ class _Builder:
             return self._dry_run(ready, start)
         with _build_lock(self.dataset_dir):
             _remove_stale_parts(self.dataset_dir)
+            clean_stale_scratch()
             known = load_rows(self.dataset_dir)
             self.rows = dict(known)  # rows of tasks outside this run stay in the manifest, --force or not
             try:
@@ -192,8 +200,7 @@ class _Builder:
         write_build_record(self.dataset_dir, self.report, self.options, self.tasks)
 
     def _dry_run(self, ready: list[TaskPlan], start: float) -> BuildReport:
-        listing = list_sources(self.source_dir)
-        self.report.ignored_files = [p.name for p in listing.ignored]
+        listing = self._listing()
         known = load_rows(self.dataset_dir) if self.dataset_dir.exists() and not self.options.force else {}
         hr_rows = [
             {"image": p.stem, "source_file": p.name, "source_sha256": sha256_file(p)} for p in listing.images

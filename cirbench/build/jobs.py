@@ -183,5 +183,9 @@ def encode_task(job: TaskJob) -> JobOutcome:
             raise SourceImageError(job.source_path, "the file changed during the build; rerun to pick it up")
         row = _source_columns(source, job.dataset) | _code_one(job, source)
     except CirbenchError as exc:
-        return JobOutcome(label=label, error=f"{job.task['name']}: {exc}")
+        where = "" if job.source_path in str(exc) else f"{job.source_path}: "
+        return JobOutcome(label=label, error=f"{job.task['name']}: {where}{exc}")
+    except Exception as exc:  # noqa: BLE001  (any codec, ours or a plugin's, fails one entry, never the build)
+        return JobOutcome(label=label, error=f"{job.task['name']}: {job.source_path}: codec '{job.task['codec']}' "
+                                            f"failed on this image ({type(exc).__name__}: {exc})")
     return JobOutcome(label=label, row=row)

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cirbench.errors import ManifestError
+from cirbench.errors import ManifestError, OutputError
 from cirbench.fileio import write_with_atomic
 
 MANIFEST_NAME = "manifest.parquet"
@@ -63,6 +63,15 @@ ARROW_SCHEMA = pa.schema(
     [pa.field(name, dtype) for name, dtype, _ in COLUMNS], metadata={"cirbench_manifest_version": str(SCHEMA_VERSION)}
 )
 COLUMN_NAMES = [name for name, _, _ in COLUMNS]
+
+
+def storable(row: dict[str, Any]) -> bool:
+    """True when every text value encodes as UTF-8 (Parquet strings must; undecodable file names do not)."""
+    try:
+        json.dumps(row, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, str, str]:
@@ -134,12 +143,18 @@ class ManifestJournal:
         self._handle: Any = None
 
     def append(self, row: dict[str, Any]) -> None:
-        if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  (kept open across appends)
-        self._handle.write(json.dumps(normalise_row(row), sort_keys=True) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        line = json.dumps(normalise_row(row), sort_keys=True)
+        if not storable(row):
+            raise ManifestError(f"manifest row for {row.get('image')!r} holds text that is not valid UTF-8")
+        try:
+            if self._handle is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  (kept open across appends)
+            self._handle.write(line + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -147,9 +162,11 @@ class ManifestJournal:
         rows = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
-                rows.append(normalise_row(json.loads(line)))
+                row = normalise_row(json.loads(line))
             except (json.JSONDecodeError, ManifestError):
                 continue  # a line torn by a kill mid-write: that entry is simply rebuilt
+            if storable(row):  # rows Parquet cannot hold (older builds journaled non-UTF-8 names) are dropped
+                rows.append(row)
         return rows
 
     def close(self) -> None:

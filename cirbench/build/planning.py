@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cirbench.build.sources import DEFAULT_MAX_PIXELS
-from cirbench.errors import CodecUnavailable, UnknownNameError
+from cirbench.errors import CodecUnavailable, ConfigError, UnknownNameError
 from cirbench.tasks import Task, TaskSet
 
 
@@ -30,6 +30,12 @@ class BuildOptions:
     fail_fast: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     scheduler: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1:
+            raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
+        if self.max_pixels < 1:
+            raise ConfigError(f"max_pixels must be >= 1, got {self.max_pixels}")
 
 
 @dataclass
@@ -55,6 +61,7 @@ class BuildReport:
     failures: list[str] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
     ignored_files: list[str] = field(default_factory=list)
+    skipped_entries: list[str] = field(default_factory=list)  # 'name: reason' of unused folder entries
     dry_run: bool = False
     seconds: float = 0.0
 

@@ -86,6 +86,7 @@ def write_build_record(dataset_dir: Path, report: BuildReport, options: BuildOpt
             "failures": report.failures,
             "unavailable_tasks": report.unavailable,
             "ignored_files": report.ignored_files,
+            "skipped_entries": report.skipped_entries,
             "seconds": round(report.seconds, 3),
         },
         "environment": environment(),

@@ -6,7 +6,13 @@ Jobs are submitted through a bounded window so memory stays flat for DF2K-sized 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import Any
@@ -26,6 +32,26 @@ class InlineExecutor(Executor):
         return future
 
 
+def _parent_watch(parent: int, interval: float) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)  # the parent is gone (killed): nobody collects this worker's results
+
+
+def die_with_parent(parent: int, interval: float = 0.5) -> None:
+    """Pool-worker initializer: end this worker as soon as the build process that started it dies.
+
+    On Linux the kernel sends SIGKILL at once (PR_SET_PDEATHSIG); elsewhere a daemon thread polls the parent.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent:  # died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_parent_watch, args=(parent, interval), daemon=True, name="cirbench-parent-watch").start()
+
+
 @contextlib.contextmanager
 def open_executor(jobs: int, scheduler: str | None = None) -> Iterator[tuple[Executor, int]]:
     """The executor for ``jobs`` workers (or a Dask scheduler address) and its submission window; closed on exit."""
@@ -36,7 +62,10 @@ def open_executor(jobs: int, scheduler: str | None = None) -> Iterator[tuple[Exe
     if jobs == 1:
         yield InlineExecutor(), 1
         return
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent, initargs=(os.getpid(),),
+    )  # fmt: skip
     try:
         yield pool, 4 * jobs
     finally:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cirbench.errors import SourceImageError, SourceSetError
 from cirbench.fileio import sha256_bytes, sha256_file
@@ -52,10 +52,36 @@ class SourceImage:
 
 @dataclass(frozen=True)
 class SourceListing:
-    """The files of a source folder split into candidate images and ignored sidecar files."""
+    """The entries of a source folder: candidate images, ignored sidecar files, skipped and refused entries.
+
+    ``skipped`` holds (name, reason) for entries that are not regular files or are hidden; ``refused`` holds
+    (name, reason) for files that look like sources but cannot be recorded (a name that is not valid UTF-8).
+    """
 
     images: list[Path]
     ignored: list[Path]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def display_name(name: str) -> str:
+    """A file name printable and storable as UTF-8 (undecodable bytes shown as \\xNN escapes)."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+
+
+def _skip_reason(entry: Path) -> str | None:
+    """Why ``entry`` is not a candidate source, or None when it is a regular, visible file."""
+    if entry.name.startswith("."):
+        return "hidden file"
+    if entry.is_symlink() and not entry.exists():
+        return "symlink that does not resolve (dangling or a loop)"
+    if entry.is_dir():
+        if entry.suffix.lower() in IMAGE_SUFFIXES:
+            return "a folder named like an image"
+        return "a folder (source folders are not searched recursively)"
+    if not entry.is_file():
+        return "not a regular file (fifo, socket or device)"
+    return None
 
 
 def list_sources(folder: str | os.PathLike[str]) -> SourceListing:
@@ -63,20 +89,26 @@ def list_sources(folder: str | os.PathLike[str]) -> SourceListing:
 
     Documentation and checksum files are ignored; every other regular file is a candidate, so a
     non-image file without a documentation suffix is reported as a bad input instead of skipped.
+    Every entry that is not used is listed with its reason, so no image leaves a set unnoticed.
     """
     root = Path(folder)
     if not root.is_dir():
         raise SourceSetError(f"source folder {root} does not exist or is not a folder")
-    images: list[Path] = []
-    ignored: list[Path] = []
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith(".") or not entry.is_file():
-            continue
-        if entry.suffix.lower() in SIDECAR_SUFFIXES or entry.name in SIDECAR_NAMES:
-            ignored.append(entry)
+    listing = SourceListing(images=[], ignored=[])
+    for entry in sorted(root.iterdir(), key=lambda p: os.fsencode(p.name)):
+        reason = _skip_reason(entry)
+        if reason is not None:
+            listing.skipped.append((display_name(entry.name), reason))
+        elif display_name(entry.name) != entry.name:
+            listing.refused.append((display_name(entry.name), "file name is not valid UTF-8; rename the file"))
+        elif entry.suffix.lower() in SIDECAR_SUFFIXES or entry.name in SIDECAR_NAMES:
+            listing.ignored.append(entry)
         else:
-            images.append(entry)
-    return SourceListing(images=images, ignored=ignored)
+            listing.images.append(entry)
+    if not listing.images:
+        unused = len(listing.ignored) + len(listing.skipped) + len(listing.refused)
+        raise SourceSetError(f"source folder {root} holds no image files ({unused} other entries)")
+    return listing
 
 
 def _png_bit_depth(data: bytes) -> int | None:
@@ -109,10 +141,40 @@ def _open_checked(path: Path, data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def _to_rgb(path: Path, image: Image.Image, data: bytes) -> tuple[np.ndarray, str]:
+def _bits_per_sample(image: Image.Image, data: bytes) -> int:
+    """Largest bits per sample the file declares (PNG IHDR, TIFF BitsPerSample), 8 when it says nothing."""
+    png = _png_bit_depth(data)
+    if png is not None:
+        return png
+    tags = getattr(image, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None  # TIFF BitsPerSample
+    if bits is None:
+        return 8
+    return int(max(bits)) if isinstance(bits, tuple | list) else int(bits)
+
+
+def _check_depth(path: Path, image: Image.Image, data: bytes) -> None:
+    bits = _bits_per_sample(image, data)
+    if bits > 8 or image.mode in {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}:
+        shown = f" ({bits})" if bits > 8 else ""
+        raise SourceImageError(
+            path, f"{image.mode} image with more than 8 bits per sample{shown}; cirbench sources are 8-bit "
+            "(convert it first with the tone mapping you want)"
+        )  # fmt: skip
+
+
+def _apply_orientation(path: Path, image: Image.Image) -> tuple[Image.Image, str]:
+    """Pixels in display orientation: an EXIF Orientation tag other than 1 is applied and recorded."""
+    orientation = image.getexif().get(0x0112, 1)
+    if orientation in (None, 1):
+        return image, ""
+    if orientation not in range(2, 9):
+        raise SourceImageError(path, f"invalid EXIF orientation tag {orientation} (valid: 1..8)")
+    return ImageOps.exif_transpose(image), f"EXIF orientation {orientation} applied"
+
+
+def _to_rgb(path: Path, image: Image.Image) -> tuple[np.ndarray, str]:
     mode = image.mode
-    if _png_bit_depth(data) == 16 or mode in {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}:
-        raise SourceImageError(path, f"{mode} image with more than 8 bits per sample; cirbench sources are 8-bit")
     if mode == "CMYK":
         raise SourceImageError(path, "CMYK image; convert it to RGB with a colour profile first")
     if mode == "RGB":
@@ -149,7 +211,11 @@ def load_source(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXE
     width, height = image.size
     if min(width, height) < MIN_SIDE:
         raise SourceImageError(src, f"{width}x{height} is smaller than the minimum of {MIN_SIDE}x{MIN_SIDE}")
-    rgb, conversion = _to_rgb(src, image, data)
+    _check_depth(src, image, data)
+    image, oriented = _apply_orientation(src, image)
+    rgb, conversion = _to_rgb(src, image)
+    if oriented:
+        conversion = oriented if conversion == "none" else f"{oriented}; {conversion}"
     return SourceImage(
         path=src,
         stem=src.stem,

@@ -53,6 +53,12 @@ def _print_report(report: BuildReport) -> None:
         f"{report.up_to_date} up to date, {len(report.failures)} failed, {len(report.unavailable)} tasks unavailable "
         f"({report.seconds:.1f} s) -> {report.dataset_dir}"
     )
+    if report.skipped_entries:
+        console.print(
+            f"[yellow]skipped {len(report.skipped_entries)} folder entries[/] (listed in build.json): "
+            + "; ".join(report.skipped_entries[:5]) + (" ..." if len(report.skipped_entries) > 5 else ""),
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
     if report.failures:
         err_console.print(f"[bold red]{len(report.failures)} failure(s):[/]")
         for line in report.failures:
@@ -77,7 +83,7 @@ def build(
     force: Annotated[bool, typer.Option("--force", help="Rebuild everything, ignoring the manifest")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be built; write nothing")] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed entry")] = False,
-    max_pixels: Annotated[int, typer.Option("--max-pixels", help="Reject larger sources (decompression bombs)")] = DEFAULT_MAX_PIXELS,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Reject larger sources (decompression bombs)")] = DEFAULT_MAX_PIXELS,
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address (shared filesystem)")] = None,
 ) -> None:
     """Build a CIR dataset: HR/ plus one folder per task (MoE-DiffIR layout) and manifest.parquet."""

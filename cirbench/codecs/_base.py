@@ -65,6 +65,11 @@ class Codec(ABC):
     kind: ClassVar[str] = "traditional"
     file_suffix: ClassVar[str] = ".bin"
     Params: ClassVar[type]
+    # Size limits of the coded (padded) picture: checked before encoding, so an oversized image fails as one
+    # entry with the limit named instead of crashing inside the encoder. None = no limit.
+    max_side: ClassVar[int | None] = None
+    max_pixels: ClassVar[int | None] = None
+    limit_source: ClassVar[str] = ""
 
     def __init__(self, **options: Any) -> None:
         allowed = {f.name for f in dataclasses.fields(self.Params)}
@@ -111,9 +116,28 @@ class Codec(ABC):
     def _decode(self, data: bytes) -> np.ndarray:
         """Decode a bitstream to uint8 RGB at its coded size."""
 
-    def encode_detailed(self, rgb: np.ndarray) -> Encoded:
+    def check_size(self, height: int, width: int) -> None:
+        """CodecError naming the limit when a (padded) picture of this size cannot be coded."""
+        where = f" ({self.limit_source})" if self.limit_source else ""
+        if self.max_side is not None and max(height, width) > self.max_side:
+            raise CodecError(
+                f"{self.name}: {width}x{height} exceeds the codec's limit of {self.max_side} pixels per side{where}"
+            )
+        if self.max_pixels is not None and height * width > self.max_pixels:
+            raise CodecError(
+                f"{self.name}: {width}x{height} = {height * width} pixels exceeds the codec's limit of "
+                f"{self.max_pixels} pixels{where}"
+            )
+
+    def _padded(self, rgb: np.ndarray) -> np.ndarray:
         check_rgb(rgb)
-        return self._encode(pad_edge(rgb, self.size_multiple))
+        height, width = rgb.shape[:2]
+        multiple = self.size_multiple
+        self.check_size(-(-height // multiple) * multiple, -(-width // multiple) * multiple)
+        return pad_edge(rgb, multiple)
+
+    def encode_detailed(self, rgb: np.ndarray) -> Encoded:
+        return self._encode(self._padded(rgb))
 
     def encode(self, rgb: np.ndarray) -> bytes:
         """Bitstream of ``rgb`` (uint8 HxWx3); padded by edge replication if the codec needs it."""
@@ -131,9 +155,8 @@ class Codec(ABC):
 
     def roundtrip(self, rgb: np.ndarray) -> RoundTrip:
         """Encode then decode, timing both; the decoded image has the source's size."""
-        check_rgb(rgb)
         height, width = rgb.shape[:2]
-        padded = pad_edge(rgb, self.size_multiple)
+        padded = self._padded(rgb)
         start = time.perf_counter()
         encoded = self._encode(padded)
         middle = time.perf_counter()

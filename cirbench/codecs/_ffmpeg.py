@@ -10,7 +10,6 @@ import importlib.metadata
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import ffmpeg
 
 from cirbench.errors import CodecError, CodecUnavailable
-from cirbench.fileio import sha256_file
+from cirbench.fileio import scratch_dir, sha256_file
 
 _TIMEOUT_SECONDS = 3600
 
@@ -60,7 +59,7 @@ def run_ffmpeg(build: Callable[[str], Any], data: bytes, what: str, loglevel: st
     The output goes to a temporary file, never to stdout: libvvenc prints its own messages on stdout,
     which would silently end up inside a piped bitstream. The log joins stderr and stdout.
     """
-    with tempfile.TemporaryDirectory(prefix="cirbench-ffmpeg-") as tmp:
+    with scratch_dir("ffmpeg") as tmp:
         out_path = os.path.join(tmp, "out.bin")
         args = ffmpeg.compile(build(out_path), cmd=ffmpeg_exe(), overwrite_output=True)
         args = [args[0], "-hide_banner", "-nostdin", "-loglevel", loglevel, *args[1:]]

@@ -31,6 +31,9 @@ class AvcCodec(FfmpegVideoCodec):
     """One intra frame of H.264 High / High 4:4:4 Predictive at a fixed QP (libx264)."""
 
     name = "avc"
+    max_side = 16880
+    max_pixels = 35_651_584
+    limit_source = "H.264 level 6.2: MaxFS 139,264 macroblocks, sides <= sqrt(8 MaxFS) macroblocks"
     file_suffix = ".h264"
     Params = AvcParams
     encoder = "libx264"

@@ -135,6 +135,8 @@ class CompressaiCodec(Codec):
     """A CompressAI image model (zoo or local checkpoint); bitstream = its entropy-coded strings + latent shape."""
 
     name = "compressai"
+    max_pixels = 16_777_216
+    limit_source = "cirbench bound for learned codecs: peak memory grows with the picture; split larger images"
     kind = "learned"
     file_suffix = ".cai"
     Params = CompressaiParams

@@ -31,6 +31,9 @@ class HevcCodec(FfmpegVideoCodec):
     """One intra frame of HEVC Main / Main 4:4:4 at a fixed QP (libx265)."""
 
     name = "hevc"
+    max_side = 16888
+    max_pixels = 35_651_584
+    limit_source = "HEVC level 6.2: MaxLumaPs 35,651,584, sides <= sqrt(8 MaxLumaPs)"
     file_suffix = ".hevc"
     Params = HevcParams
     encoder = "libx265"

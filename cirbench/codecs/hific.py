@@ -146,6 +146,8 @@ class HificCodec(Codec):
     """HiFiC: GAN-trained encoder/generator with a mean-scale hyperprior; one rANS stream each for y and z."""
 
     name = "hific"
+    max_pixels = 16_777_216
+    limit_source = "cirbench bound for learned codecs: peak memory grows with the picture; split larger images"
     kind = "learned"
     file_suffix = ".hfc"
     Params = HificParams

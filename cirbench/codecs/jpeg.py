@@ -32,6 +32,8 @@ class JpegCodec(Codec):
     """Baseline JPEG (ITU T.81) as written by libjpeg-turbo through Pillow."""
 
     name = "jpeg"
+    max_side = 65500
+    limit_source = "libjpeg-turbo JPEG_MAX_DIMENSION"
     file_suffix = ".jpg"
     Params = JpegParams
 

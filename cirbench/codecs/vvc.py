@@ -31,6 +31,9 @@ class VvcCodec(FfmpegVideoCodec):
     """One intra frame of VVC Main 10 at a fixed QP (Fraunhofer VVenC)."""
 
     name = "vvc"
+    max_side = 25332
+    max_pixels = 80_216_064
+    limit_source = "VVC level 6.3: MaxLumaPs 80,216,064, sides <= sqrt(8 MaxLumaPs)"
     file_suffix = ".vvc"
     Params = VvcParams
     encoder = "libvvenc"

@@ -29,6 +29,8 @@ class WebpCodec(Codec):
     """WebP lossy coding (RIFF container, VP8 bitstream) as written by libwebp through Pillow."""
 
     name = "webp"
+    max_side = 16383
+    limit_source = "WebP format: 14-bit width and height"
     file_suffix = ".webp"
     Params = WebpParams
 

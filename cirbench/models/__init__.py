@@ -82,26 +82,69 @@ def resolve_factory(spec: str) -> ModelFactory:
     return _factory_from_path(spec) if ":" in spec else MODELS.get(spec)
 
 
-def _check_options(spec: str, factory: ModelFactory, options: dict[str, Any]) -> None:
+def _signature(factory: ModelFactory) -> dict[str, inspect.Parameter] | None:
     try:
-        parameters = inspect.signature(factory).parameters
+        return dict(inspect.signature(factory).parameters)
     except (TypeError, ValueError):  # builtins and some C callables have no signature: let the call decide
-        return
+        return None
+
+
+def _check_factory(spec: str, parameters: dict[str, inspect.Parameter] | None) -> None:
+    """A model factory takes ``checkpoint`` and ``device`` by keyword (or ``**options``)."""
+    if parameters is None:
+        raise ModelError(f"'{spec}' is not a model factory: its signature cannot be read")
+    keyword = {n for n, p in parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    if not {"checkpoint", "device"} <= keyword and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        raise ModelError(
+            f"'{spec}' is not a model factory: a factory takes (checkpoint=None, device='cpu', **options) "
+            "and returns a RestorationModel"
+        )
+
+
+def _coerce(spec: str, parameter: inspect.Parameter, value: Any) -> Any:
+    """Option values from the command line arrive as JSON or text: convert them to the default's type."""
+    default = parameter.default
+    if default is inspect.Parameter.empty or default is None or isinstance(value, type(default)):
+        return value
+    kind = type(default)
+    try:
+        if kind is bool and isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        if kind in (int, float, str):
+            if kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return kind(value)
+    except (TypeError, ValueError):
+        raise ModelError(
+            f"model '{spec}' option {parameter.name}={value!r}: expected {kind.__name__} (default {default!r})"
+        ) from None
+    return value
+
+
+def _check_options(spec: str, parameters: dict[str, inspect.Parameter], options: dict[str, Any]) -> dict[str, Any]:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
+        return options
     accepted = [name for name in parameters if name not in ("checkpoint", "device")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ModelError(
             f"model '{spec}' has no option(s) {', '.join(unknown)} (its options: {', '.join(accepted) or 'none'})"
         )
+    return {name: _coerce(spec, parameters[name], value) for name, value in options.items()}
 
 
 def load_model(spec: str, checkpoint: str | None = None, device: str = "cpu", **options: Any) -> RestorationModel:
     """Build the model named by ``spec`` on ``device``; ModelError if the result breaks the protocol."""
     factory = resolve_factory(spec)
-    _check_options(spec, factory, options)
-    model = factory(checkpoint=checkpoint, device=device, **options)
+    parameters = _signature(factory)
+    _check_factory(spec, parameters)
+    options = _check_options(spec, parameters, options)
+    try:
+        model = factory(checkpoint=checkpoint, device=device, **options)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"model '{spec}' cannot be built with options {options}: {exc}") from exc
     info = getattr(model, "info", None)
     if not isinstance(info, ModelInfo) or not callable(getattr(model, "restore", None)):
         raise ModelError(f"model '{spec}' does not implement RestorationModel (needs .info: ModelInfo and .restore)")
