@@ -87,12 +87,12 @@ def test_bad_inputs_each_give_one_line_and_the_rest_is_built(small_sources: Path
     from test_sources import make_bad_inputs
 
     out = tmp_path / "out"
-    assert main(["build", str(small_sources), str(out), "--tasks", str(five_codec_taskset), "--name", "set"]) == 0
+    assert main(["build", str(small_sources), str(out), "--task-set", str(five_codec_taskset), "--name", "set"]) == 0
     before = _stable(out / "set")
     expected = make_bad_inputs(small_sources)
     shutil.copy(small_sources / "kodim01.png", small_sources / "kodim01 ünïcode.png")
     capsys.readouterr()
-    code = main(["build", str(small_sources), str(out), "--tasks", str(five_codec_taskset), "--name", "set", "--max-pixels", "50000000"])
+    code = main(["build", str(small_sources), str(out), "--task-set", str(five_codec_taskset), "--name", "set", "--max-pixels", "50000000"])
     captured = capsys.readouterr()
     text = " ".join(captured.out.split()) + " " + " ".join(captured.err.split())
     assert code == 1
@@ -119,7 +119,7 @@ def test_unwritable_output_folder_is_reported_per_entry(small_sources: Path, tmp
     assert report.built == 12
     blocked = tmp_path / "blocked"
     blocked.write_text("not a folder", encoding="utf-8")
-    assert main(["build", str(small_sources), str(blocked / "sub"), "--tasks", str(five_codec_taskset)]) == 1
+    assert main(["build", str(small_sources), str(blocked / "sub"), "--task-set", str(five_codec_taskset)]) == 1
 
 
 def test_dry_run_writes_nothing(small_sources: Path, tmp_path: Path, five_codec_taskset: Path) -> None:
@@ -130,7 +130,7 @@ def test_dry_run_writes_nothing(small_sources: Path, tmp_path: Path, five_codec_
 def test_learned_tasks_are_reported_unavailable_and_the_rest_builds(small_sources: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("CIRBENCH_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    args = ["build", str(small_sources), str(tmp_path / "out"), "--only", "JPEG_10", "--only", "PSNR_1", "--only", "HIFI_1"]
+    args = ["build", str(small_sources), str(tmp_path / "out"), "--tasks", "JPEG_10,PSNR_1", "--tasks", "HIFI_1"]
     assert main(args) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "unavailable: PSNR_1" in text and "unavailable: HIFI_1" in text
@@ -139,7 +139,7 @@ def test_learned_tasks_are_reported_unavailable_and_the_rest_builds(small_source
 
 
 def test_default_source_is_the_embedded_samples_and_info_summarises(tmp_path: Path, capsys) -> None:
-    assert main(["build", str(tmp_path / "out"), "--only", "JPEG_10", "--only", "WEBP_1"]) == 0
+    assert main(["build", str(tmp_path / "out"), "--tasks", "JPEG_10", "--tasks", "WEBP_1"]) == 0
     assert len(list((tmp_path / "out" / "samples" / "HR").glob("*.png"))) == 4
     capsys.readouterr()
     assert main(["info", str(tmp_path / "out")]) == 0

@@ -37,7 +37,7 @@ def test_sigkill_mid_build_then_resume_equals_a_clean_build(tmp_path: Path) -> N
     source = _sources(tmp_path / "src", 8)
     taskset = write_taskset(tmp_path / "t.toml", TASKS)
     killed_out, clean_out = tmp_path / "killed", tmp_path / "clean"
-    args = [str(source), "--tasks", str(taskset), "--name", "set"]
+    args = [str(source), "--task-set", str(taskset), "--name", "set"]
     proc = subprocess.Popen([*CLI, "build", args[0], str(killed_out), *args[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = killed_out / "set" / JOURNAL_NAME
     deadline = time.monotonic() + 120
@@ -99,7 +99,7 @@ def test_a_third_party_codec_registers_through_the_entry_point_group(tmp_path: P
     source = _sources(tmp_path / "src", 2)
     taskset = write_taskset(tmp_path / "t.toml", [{"name": "NEG", "codec": "negate", "family": "NEG", "level": 1, "params": {}}])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([*CLI, "build", str(source), str(tmp_path / "out"), "--tasks", str(taskset)], env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run([*CLI, "build", str(source), str(tmp_path / "out"), "--task-set", str(taskset)], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     decoded = np.asarray(Image.open(tmp_path / "out" / "src" / "NEG" / "crop00.png"))
     original = np.asarray(Image.open(source / "crop00.png").convert("RGB"))

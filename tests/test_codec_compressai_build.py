@@ -36,7 +36,7 @@ def test_build_codes_learned_tasks_and_rebuilds_byte_identically(
 ) -> None:
     monkeypatch.setenv("CIRBENCH_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    args = ["build", str(small_sources), str(tmp_path / "a"), "--tasks", str(learned_taskset), "--keep-bitstreams"]
+    args = ["build", str(small_sources), str(tmp_path / "a"), "--task-set", str(learned_taskset), "--keep-bitstreams"]
     assert main(args) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "unavailable: PSNR_1" in text and "cheng2020-anchor-1-dad2ebff.pth.tar" in text  # zoo file absent
@@ -59,7 +59,7 @@ def test_build_codes_learned_tasks_and_rebuilds_byte_identically(
         flat = np.broadcast_to(source.mean(axis=(0, 1)), source.shape)
         flat_psnr = 10 * np.log10(255**2 / np.mean((source - flat) ** 2))
         assert row["psnr"] > flat_psnr + 1.5  # the tiny model codes structure, not just the mean colour
-    assert main(["build", str(small_sources), str(tmp_path / "b"), "--tasks", str(learned_taskset), "-j", "2"]) == 0
+    assert main(["build", str(small_sources), str(tmp_path / "b"), "--task-set", str(learned_taskset), "-j", "2"]) == 0
     again = read_manifest_table(tmp_path / "b" / "src")
     stable = ["image", "task", "output_sha256", "bitstream_sha256", "bitstream_bytes"]
     first = frame[stable].sort_values(["image", "task"]).reset_index(drop=True)

@@ -166,6 +166,7 @@ class _Builder:
 
     def run(self) -> BuildReport:
         start = time.perf_counter()
+        self._listing()  # a missing or empty source folder fails before any codec is prepared
         plans = plan_tasks(self.tasks)
         self.report.unavailable = {p.task.name: str(p.unavailable) for p in plans if p.unavailable}
         ready = [p for p in plans if not p.unavailable]

@@ -49,6 +49,11 @@ def _root(
     _state["debug"] = _state["debug"] or debug
 
 
+def split_names(values: list[str] | None) -> tuple[str, ...]:
+    """Task names from repeatable, comma-separated ``--tasks`` values."""
+    return tuple(n.strip() for v in values or [] for n in v.split(",") if n.strip())
+
+
 def _load_commands() -> None:
     for info in pkgutil.iter_modules(__path__):
         if not info.name.startswith("_"):

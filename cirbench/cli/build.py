@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cirbench.build.sources import DEFAULT_MAX_PIXELS, verify_source
-from cirbench.cli import EXIT_ERRORS, app, console, err_console
+from cirbench.cli import EXIT_ERRORS, app, console, err_console, split_names
 
 if TYPE_CHECKING:
     from cirbench.build.builder import BuildReport
@@ -65,6 +65,18 @@ def _print_report(report: BuildReport) -> None:
             err_console.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
+def _hint_task_set(names: list[str] | None) -> None:
+    """``--tasks`` takes task names; a task-set name or TOML path there is a usage error with the right option."""
+    from cirbench.tasks import shipped_tasksets
+
+    for name in names or []:
+        if name in shipped_tasksets() or name.endswith(".toml"):
+            raise typer.BadParameter(
+                f"'{name}' is a task set; --tasks takes task names (e.g. JPEG_10,HEVC_37). Use --task-set {name}",
+                param_hint="--tasks",
+            )
+
+
 @app.command()
 def build(
     paths: Annotated[
@@ -75,8 +87,8 @@ def build(
             "the dataset goes to OUT/<name>",
         ),
     ],
-    tasks: Annotated[str, typer.Option("--tasks", help="Task set: moe-diffir-21, unseen, or a TOML file")] = "moe-diffir-21",
-    only: Annotated[list[str] | None, typer.Option("--only", help="Build only these task names (repeatable)")] = None,
+    task_set: Annotated[str, typer.Option("--task-set", help="Task set: moe-diffir-21, unseen, or a TOML file")] = "moe-diffir-21",
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Build only these task names (repeatable or comma-separated)")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Dataset name (default: source folder name)")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel worker processes")] = 1,
     keep_bitstreams: Annotated[bool, typer.Option("--keep-bitstreams", help="Also keep every bitstream")] = False,
@@ -92,8 +104,10 @@ def build(
     if len(paths) not in (1, 2):
         raise typer.BadParameter("give [SOURCE] OUT: one or two paths", param_hint="[SOURCE] OUT")
     source, out = (None, paths[0]) if len(paths) == 1 else (paths[0], paths[1])
+    names = list(split_names(tasks)) or None
+    _hint_task_set(names)
     options = BuildOptions(
-        out=out, source=source, taskset=tasks, name=name, tasks=only, jobs=jobs, keep_bitstreams=keep_bitstreams,
+        out=out, source=source, taskset=task_set, name=name, tasks=names, jobs=jobs, keep_bitstreams=keep_bitstreams,
         force=force, dry_run=dry_run, fail_fast=fail_fast, max_pixels=max_pixels, scheduler=scheduler,
     )  # fmt: skip
     columns = (

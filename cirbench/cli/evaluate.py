@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cirbench.cli import app, console, err_console
+from cirbench.cli import app, console, err_console, split_names
 from cirbench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,10 +32,6 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
         except ValueError:
             options[key] = value
     return options
-
-
-def split_names(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(n.strip() for v in values or [] for n in v.split(",") if n.strip())
 
 
 @app.command("evaluate")

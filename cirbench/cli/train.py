@@ -11,8 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cirbench.cli import app, console
-from cirbench.cli.evaluate import parse_options, split_names
+from cirbench.cli import app, console, split_names
+from cirbench.cli.evaluate import parse_options
 from cirbench.training.config import load_config
 
 

@@ -118,19 +118,35 @@ def verify_file(spec: WeightFile, path: Path) -> str:
     return digest
 
 
+class _DownloadFailed(Exception):
+    """The host could not be reached or broke off (kept apart from OSErrors of writing the file)."""
+
+
 def _download(spec: WeightFile, target: Path, progress: Callable[[int, int], None] | None) -> None:
     def fetch(tmp_path: str) -> None:
-        with urllib.request.urlopen(spec.url, timeout=60) as response, open(tmp_path, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
-            done = 0
-            while block := response.read(1 << 20):
-                out.write(block)
-                done += len(block)
-                if progress is not None:
-                    progress(done, total)
+        with open(tmp_path, "wb") as out:
+            try:
+                response = urllib.request.urlopen(spec.url, timeout=60)
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                raise _DownloadFailed(getattr(exc, "reason", exc)) from exc
+            with response:
+                total = int(response.headers.get("Content-Length") or 0)
+                done = 0
+                while block := _read_block(response):
+                    out.write(block)
+                    done += len(block)
+                    if progress is not None:
+                        progress(done, total)
         verify_file(spec, Path(tmp_path))
 
     write_with_atomic(target, fetch)
+
+
+def _read_block(response) -> bytes:
+    try:
+        return response.read(1 << 20)
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        raise _DownloadFailed(exc) from exc
 
 
 def ensure_weight(filename: str, download: bool = True, progress: Callable[[int, int], None] | None = None) -> Path:
@@ -144,8 +160,8 @@ def ensure_weight(filename: str, download: bool = True, progress: Callable[[int,
         raise WeightsUnavailable(spec, f"not in the cache {target.parent} and downloads are off")
     try:
         _download(spec, target, progress)
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise WeightsUnavailable(spec, f"download failed ({getattr(exc, 'reason', exc)})") from exc
+    except _DownloadFailed as exc:
+        raise WeightsUnavailable(spec, f"download failed ({exc})") from exc
     return target
 
 
