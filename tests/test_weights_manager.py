@@ -20,14 +20,25 @@ def test_catalogue_holds_metric_codec_and_model_files() -> None:
     assert any(name.startswith("promptcir") for name in names)
 
 
+def meta_hific_file(path: Path) -> Path:
+    """A port-style HiFiC checkpoint with the exact layout and no data (meta tensors: a few kB)."""
+    import torch
+
+    from cirbench.codecs._hific_model import HificNetwork
+
+    with torch.device("meta"):
+        network = HificNetwork()
+    torch.save({"model_state_dict": network.state_dict(), "args": {"n_residual_blocks": 9}}, path)
+    return path
+
+
 def test_a_file_without_published_checksum_imports_as_unverified(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("CIRBENCH_OFFLINE", "1")
     spec = get_weight("hific_low.pt")
     assert not spec.has_checksum
     assert weight_status(spec) == "missing"
-    downloaded = tmp_path / "hific_low.pt"
-    downloaded.write_bytes(b"stand-in bytes for a file whose publisher gave no hash")
+    downloaded = meta_hific_file(tmp_path / "hific_low.pt")  # the right layout, no data: a stand-in
     target = import_weight(downloaded)
     assert target.read_bytes() == downloaded.read_bytes()
     assert weight_status(spec) == "unverified"

@@ -77,6 +77,7 @@ def _usage(exc: ClickException) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     _load_commands()
+    _state["debug"] = os.environ.get("CIRBENCH_DEBUG") == "1"
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         args = ["--help"]

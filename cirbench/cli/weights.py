@@ -1,4 +1,4 @@
-"""``cirbench weights list|download|verify|import``: the canonical pretrained files in the torch hub cache.
+"""``cirbench weights list|download|verify|import|keys|check``: the canonical pretrained files in the torch hub cache.
 
 Downloads are sha256-verified and renamed into place atomically; offline, ``import`` adds files fetched elsewhere.
 """
@@ -108,15 +108,23 @@ def verify(
     """Re-hash cached files; fails when one is corrupt (or when a named file is missing)."""
     from cirbench.weights.manager import cached_path, weight_status
 
-    bad = []
+    bad, unverified = [], []
     for spec in _selected(files):
         status = weight_status(spec)
         if status == "missing" and not files:
             continue
-        colour = "green" if status == "ok" else "red"
-        console.print(f"[{colour}]{status}[/] {cached_path(spec)}")
-        if status != "ok":
+        colour = {"ok": "green", "unverified": "yellow"}.get(status, "red")
+        console.print(f"[{colour}]{status}[/] {cached_path(spec)}", highlight=False, soft_wrap=True)
+        if status == "unverified":
+            unverified.append(spec.filename)
+        elif status != "ok":
             bad.append(f"{spec.filename} ({status})")
+    if unverified:
+        console.print(
+            f"{len(unverified)} file(s) have no published checksum, so their bytes cannot be verified; their "
+            "key layout was checked when they were imported",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
     if bad:
         raise CirbenchError(f"verification failed for {', '.join(bad)}; delete and download again, or import")
 
@@ -125,8 +133,34 @@ def verify(
 def import_files(
     paths: Annotated[list[Path], typer.Argument(help="Files downloaded elsewhere, with their canonical names")],
 ) -> None:
-    """Copy files into the cache after checking that name and sha256 match the catalogue."""
+    """Copy files into the cache after checking name, sha256 (where published) and key layout."""
     from cirbench.weights.manager import import_weight
 
     for path in paths:
         console.print(f"[green]imported[/] {import_weight(path)}")
+
+
+@weights_app.command("keys")
+def keys(name: Annotated[str, typer.Argument(help="Canonical file name, e.g. promptcir_model_best.pth")]) -> None:
+    """Print the expected layout of a canonical file as JSON: a list of {key, shape, dtype}."""
+    import json
+
+    from cirbench.weights.layouts import expected_layout
+
+    typer.echo(json.dumps(expected_layout(name).as_records(), indent=1))
+
+
+@weights_app.command("check")
+def check(
+    path: Annotated[Path, typer.Argument(help="A local weight file")],
+    as_name: Annotated[str | None, typer.Option("--as", help="Canonical file name to check against (default: its name)")] = None,
+) -> None:
+    """Compare a local file's keys, shapes and dtypes with a canonical layout without building the model."""
+    from cirbench.weights.layouts import check_file
+
+    report = check_file(path, as_name)
+    for key in report.tolerated:
+        console.print(f"[yellow]tolerated:[/] {key}", highlight=False, soft_wrap=True)
+    if not report.ok:
+        raise CirbenchError(f"{path} does not match {as_name or path.name}: {report.summary()}")
+    console.print(f"[green]ok[/] {path}: matches {as_name or path.name}", highlight=False, soft_wrap=True)

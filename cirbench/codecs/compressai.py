@@ -5,6 +5,7 @@ Zoo weights come through cirbench.weights.manager (sha256-checked); a local ``ch
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from cirbench.codecs._learned import (
     validate_device,
 )
 from cirbench.errors import CodecError, CodecUnavailable, ConfigError
+from cirbench.weights.layouts import Layout, module_layout, on_cpu, register_layout
 from cirbench.weights.manager import (
     WeightFile,
     WeightsCorrupt,
@@ -79,10 +81,27 @@ def zoo_weight_spec(filename: str, purpose: str) -> WeightFile:
     return spec
 
 
+_CODING_TABLES = ("_quantized_cdf", "_offset", "_cdf_length")  # data-dependent sizes, rebuilt by update()
+
+
+def zoo_layout(architecture: str, metric: str, quality: int) -> Layout:
+    """The state dict of a zoo file: the architecture's tensors (CompressAI's key renaming applied first)."""
+    from compressai.zoo import image_models
+    from compressai.zoo.pretrained import rename_key
+
+    network = image_models[architecture](quality=quality, metric=metric, pretrained=False)
+    tables = {key for key in network.state_dict() if key.endswith(_CODING_TABLES)}
+    return module_layout(
+        network, any_shape=lambda key: key in tables, optional=frozenset(tables), rename=rename_key,
+        note="coding-table buffers may be absent (they are rebuilt) and have data-dependent sizes",
+    )  # fmt: skip
+
+
 for (_arch, _metric), _stems in CHENG2020_FILES.items():
     for _quality, _stem in enumerate(_stems, start=1):
         _family = "C_PSNR" if _metric == "mse" else "C_SSIM"
         zoo_weight_spec(f"{_stem}.pth.tar", f"{_family} codec: CompressAI {_arch} ({_metric}), quality {_quality}")
+        register_layout(f"{_stem}.pth.tar", on_cpu(functools.partial(zoo_layout, _arch, _metric, _quality)))
 
 
 @dataclass(frozen=True)

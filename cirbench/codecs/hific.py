@@ -25,6 +25,7 @@ from cirbench.codecs._learned import (
     validate_device,
 )
 from cirbench.errors import CodecError, CodecUnavailable, ConfigError
+from cirbench.weights.layouts import Layout, TensorSpec, module_layout, register_layout
 from cirbench.weights.manager import (
     WeightFile,
     WeightsCorrupt,
@@ -52,6 +53,16 @@ DISCRIMINATOR_KEYS = frozenset(
     + [f"Discriminator.conv{i}.{part}" for i in range(1, 5) for part in ("bias", "weight_orig", "weight_u", "weight_v")]
 )
 
+def hific_layout() -> Layout:
+    """model_state_dict of a port checkpoint: the 148 core tensors, plus the optional discriminator entries."""
+    from cirbench.codecs._hific_model import HificNetwork
+
+    layout = module_layout(HificNetwork(), container=("model_state_dict",))
+    discriminator = {key: TensorSpec(None, "float32") for key in DISCRIMINATOR_KEYS}
+    return Layout({**layout.tensors, **discriminator}, layout.container, optional=DISCRIMINATOR_KEYS,
+                  note="training-only discriminator entries may be present (any shape) and are dropped")
+
+
 HIFIC_WEIGHTS = {
     level: register_weight(
         WeightFile(
@@ -64,6 +75,8 @@ HIFIC_WEIGHTS = {
     )
     for index, (level, spec) in enumerate(LEVEL_DEFAULTS.items(), start=1)
 }
+for _spec in HIFIC_WEIGHTS.values():
+    register_layout(_spec.filename, hific_layout)
 
 
 @dataclass(frozen=True)

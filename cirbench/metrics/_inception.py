@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from cirbench.metrics._base import MetricError
 from cirbench.metrics._weights import WeightsSource, load_weights
 from cirbench.weights.catalogue import INCEPTION_FID
+from cirbench.weights.layouts import module_layout, register_layout
 
 FEATURE_DIMS = 2048
 INPUT_SIZE = 299
@@ -41,6 +42,9 @@ def fid_inception_architecture(device: str = "meta") -> torch.nn.Module:
         net.Mixed_7b = pfi.FIDInceptionE_1(1280)
         net.Mixed_7c = pfi.FIDInceptionE_2(2048)
     return net
+
+
+register_layout(INCEPTION_FID.filename, lambda: module_layout(fid_inception_architecture("meta")))
 
 
 class InceptionPool3(torch.nn.Module):

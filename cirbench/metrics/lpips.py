@@ -5,6 +5,7 @@ The backbone (torchvision AlexNet or VGG16) comes from the verified weights file
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import warnings
 from pathlib import Path
@@ -15,8 +16,20 @@ import torch
 from cirbench.metrics import METRICS, MetricError, MetricInfo, PairedMetric
 from cirbench.metrics._weights import WeightsSource, load_weights
 from cirbench.weights.catalogue import ALEXNET, VGG16
+from cirbench.weights.layouts import Layout, module_layout, register_layout
 
 BACKBONE_FILES = {"alex": ALEXNET.filename, "vgg": VGG16.filename}
+
+
+def _torchvision_layout(net: str) -> Layout:
+    import torchvision
+
+    model = torchvision.models.alexnet(weights=None) if net == "alex" else torchvision.models.vgg16(weights=None)
+    return module_layout(model, note="torchvision's ImageNet classifier; LPIPS uses its features.* tensors")
+
+
+for _net, _filename in BACKBONE_FILES.items():
+    register_layout(_filename, functools.partial(_torchvision_layout, _net))
 VERSIONS = ("0.1",)
 
 

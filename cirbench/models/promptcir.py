@@ -25,6 +25,7 @@ from cirbench.models.blocks.window_attention import (
 )
 from cirbench.models.checkpoints import StrictLoadError, load_state_dict, load_strict
 from cirbench.tasks import Task
+from cirbench.weights.layouts import module_layout, register_layout
 from cirbench.weights.manager import WeightFile, WeightsCorrupt, WeightsUnavailable, ensure_weight, register_weight
 
 
@@ -183,6 +184,8 @@ OFFICIAL_WEIGHTS = tuple(
     )
     for name in ("model_best.pth", "model_best2.pth")
 )
+for _name in ("model_best.pth", "model_best2.pth"):
+    register_layout(f"promptcir_{_name}", lambda: module_layout(PromptCIRNet(OFFICIAL_CONFIG)))
 PACKAGED_DIR = Path(__file__).resolve().parent / "_weights"
 SMALL_WEIGHTS = PACKAGED_DIR / "promptcir-s.safetensors"
 SMALL_RECIPE = PACKAGED_DIR / "promptcir-s.train.toml"
