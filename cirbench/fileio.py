@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -152,6 +152,20 @@ def clean_stale_scratch() -> int:
         shutil.rmtree(folder, ignore_errors=True)
         removed += 1
     return removed
+
+
+def declared_bits_per_sample(image: Any, header: bytes) -> int:
+    """Largest bits per sample an opened Pillow image's file declares (PNG IHDR, TIFF BitsPerSample); 8 otherwise.
+
+    Pillow opens 16-bit RGB PNGs and TIFFs as 8-bit RGB without a word, so readers check this first.
+    """
+    if header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) >= 25:
+        return int(header[24])
+    tags = getattr(image, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None  # TIFF BitsPerSample
+    if bits is None:
+        return 16 if getattr(image, "mode", "").startswith("I;16") else 8
+    return int(max(bits)) if isinstance(bits, tuple | list) else int(bits)
 
 
 PNG_COMPRESS_LEVEL = 1  # zlib level 1: 3x faster than 6 and, on photographs, barely larger

@@ -27,7 +27,7 @@ from cirbench.models.promptcir import (
     _checkpoint_paths,
     load_promptcir_weights,
 )
-from cirbench.weights.manager import import_weight
+from cirbench.weights.importer import import_weight
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "promptcir_state_dict_keys.json"
 TINY = PromptCIRConfig(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 1, 2, 2),

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cirbench.cli import main
-from cirbench.weights.manager import WeightsCorrupt, catalogue, ensure_weight, get_weight, import_weight, weight_status
+from cirbench.weights.importer import import_weight
+from cirbench.weights.manager import WeightsCorrupt, catalogue, ensure_weight, get_weight, weight_status
 
 
 def test_catalogue_holds_metric_codec_and_model_files() -> None:

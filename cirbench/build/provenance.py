@@ -60,6 +60,7 @@ def _merged_tasks(dataset_dir: Path, tasks: list[Task]) -> list[dict[str, Any]]:
 
 def write_build_record(dataset_dir: Path, report: BuildReport, options: BuildOptions, tasks: list[Task]) -> Path:
     """Write build.json; its task list covers every task ever built into this folder."""
+    tasks_ever = _merged_tasks(dataset_dir, tasks)
     record = {
         "dataset": report.dataset,
         "written_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -68,7 +69,7 @@ def write_build_record(dataset_dir: Path, report: BuildReport, options: BuildOpt
             "name": report.taskset.name,
             "path": report.taskset.path,
             "sha256": report.taskset.sha256,
-            "tasks": _merged_tasks(dataset_dir, tasks),
+            "tasks": tasks_ever,
             "built_this_run": [t.name for t in tasks],
         },
         "options": {
@@ -93,4 +94,42 @@ def write_build_record(dataset_dir: Path, report: BuildReport, options: BuildOpt
     }
     path = dataset_dir / BUILD_RECORD
     write_text_atomic(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
+    write_moe_diffir_data(dataset_dir, tasks_ever)
     return path
+
+
+MOE_DIFFIR_DATA = "moe_diffir_data.yaml"
+
+
+def write_moe_diffir_data(dataset_dir: Path, tasks: list[dict[str, Any]]) -> Path | None:
+    """Write the data section of the MoE-DiffIR authors' training config, pointing at this build's folders.
+
+    Their shipped config names lower-case ``webp_*`` folders (we write ``WEBP_*``, the names of their released
+    data): this section gives every path key the real folder, so their loader runs unedited on a case-sensitive
+    filesystem. Tasks without a MoE-DiffIR id are left out; nothing is written when none has one.
+    """
+    moe = sorted((t for t in tasks if t.get("id") is not None), key=lambda t: t["id"])
+    if not moe:
+        return None
+    root = dataset_dir.resolve()
+    lines = [
+        f"# MoE-DiffIR data section for the cirbench build {root} (cirbench {__version__}).",
+        "# Paste it over data.params.train.params of configs/MoE-DiffIR/*.yaml. Their loader finds each ground",
+        f"# truth by basename in a hard-coded DF2K folder (basicsr/data/CIR_dataset.py): point it at {root / 'HR'}/.",
+        "data:",
+        "  params:",
+        "    train:",
+        "      params:",
+        "        queue_size: 120",
+        "        key: 'train'",
+        "        de_type: [" + ", ".join(f"'{t['name']}'" for t in moe) + "]",
+    ]
+    lines += [f"        {t['name']}: {_quoted(str(root / t['folder']) + '/')}" for t in moe]
+    path = dataset_dir / MOE_DIFFIR_DATA
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _quoted(text: str) -> str:
+    """A YAML single-quoted scalar."""
+    return "'" + text.replace("'", "''") + "'"

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cirbench.errors import SourceImageError, SourceSetError
-from cirbench.fileio import sha256_bytes, sha256_file
+from cirbench.fileio import declared_bits_per_sample, sha256_bytes, sha256_file
 from cirbench.resources import shipped_dir
 
 IMAGE_SUFFIXES = frozenset(
@@ -111,12 +111,6 @@ def list_sources(folder: str | os.PathLike[str]) -> SourceListing:
     return listing
 
 
-def _png_bit_depth(data: bytes) -> int | None:
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 33:
-        return None
-    return int(struct.unpack(">B", data[24:25])[0])
-
-
 def _open_checked(path: Path, data: bytes, max_pixels: int) -> Image.Image:
     import io
 
@@ -141,20 +135,8 @@ def _open_checked(path: Path, data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def _bits_per_sample(image: Image.Image, data: bytes) -> int:
-    """Largest bits per sample the file declares (PNG IHDR, TIFF BitsPerSample), 8 when it says nothing."""
-    png = _png_bit_depth(data)
-    if png is not None:
-        return png
-    tags = getattr(image, "tag_v2", None)
-    bits = tags.get(258) if tags is not None else None  # TIFF BitsPerSample
-    if bits is None:
-        return 8
-    return int(max(bits)) if isinstance(bits, tuple | list) else int(bits)
-
-
 def _check_depth(path: Path, image: Image.Image, data: bytes) -> None:
-    bits = _bits_per_sample(image, data)
+    bits = declared_bits_per_sample(image, data[:64])
     if bits > 8 or image.mode in {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}:
         shown = f" ({bits})" if bits > 8 else ""
         raise SourceImageError(

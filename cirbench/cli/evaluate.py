@@ -93,7 +93,9 @@ def _print_means(scores: pd.DataFrame, metrics: list[str]) -> None:
     shown = [m for m in metrics if m in set(scores["metric"])]
     if not shown:
         return
-    means = scores[scores["metric"].isin(shown)].groupby(["task", "metric"], sort=False)["value"].mean().unstack()
+    from cirbench.metrics.aggregate import grouped_mean
+
+    means = grouped_mean(scores[scores["metric"].isin(shown)], ["task", "metric"]).unstack()
     table = Table(title="mean per task")
     table.add_column("task")
     for metric in shown:

@@ -134,7 +134,7 @@ def import_files(
     paths: Annotated[list[Path], typer.Argument(help="Files downloaded elsewhere, with their canonical names")],
 ) -> None:
     """Copy files into the cache after checking name, sha256 (where published) and key layout."""
-    from cirbench.weights.manager import import_weight
+    from cirbench.weights.importer import import_weight
 
     for path in paths:
         console.print(f"[green]imported[/] {import_weight(path)}")

@@ -14,6 +14,7 @@ import pandas as pd
 
 from cirbench.dataset.reader import BuiltDataset
 from cirbench.evaluation.results import SCORE_COLUMNS, ResultsStore
+from cirbench.metrics.aggregate import grouped_mean
 
 ID_COLUMNS = ["dataset", "protocol", "profile", "method"]
 OVERALL = "overall"
@@ -116,7 +117,7 @@ def build_leaderboard(
     if profile is not None:
         scores = scores[scores["profile"] == profile]
     group = [*ID_COLUMNS, "task", "codec", "level", "metric"]
-    task_means = scores.groupby(group, sort=False)["value"].mean().reset_index()
+    task_means = grouped_mean(scores, group).reset_index()  # identical pairs: see metrics.aggregate
     metrics = _metric_order(scores, sorted(set(scores["profile"]))) if not scores.empty else []
     table = _wide(task_means, tasks, families, metrics) if not scores.empty else pd.DataFrame(columns=ID_COLUMNS)
     return Leaderboard(table.reset_index(drop=True), scores.reset_index(drop=True), task_means, metrics)

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,20 +81,16 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         lock = self.path / LOCK_FILE
         for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            if _create_with_pid(lock):
                 break
-            except FileExistsError:
-                if _holder_alive(lock):
-                    raise ResultsError(
-                        f"{self.path} is being evaluated by another process ({lock}); wait for it or delete the lock"
-                    ) from None
-                lock.unlink(missing_ok=True)  # left by a killed run
+            if _holder_alive(lock):
+                raise ResultsError(
+                    f"{self.path} is being evaluated by another process ({lock}); wait for it or delete the lock"
+                ) from None
+            lock.unlink(missing_ok=True)  # left by a killed run
         else:
             raise ResultsError(f"cannot lock {self.path}")
         try:
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
             yield
         finally:
             lock.unlink(missing_ok=True)
@@ -153,11 +150,30 @@ class RunFolder:
         return frame
 
 
-def _holder_alive(lock: Path) -> bool:
+def _create_with_pid(lock: Path) -> bool:
+    """Create ``lock`` already holding this PID (hard link of a finished temporary file); False if it exists."""
+    tmp = lock.with_name(f"{lock.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    tmp.write_text(str(os.getpid()))
     try:
-        pid = int(lock.read_text().strip() or "0")
-    except (OSError, ValueError):
+        os.link(tmp, lock)
+    except FileExistsError:
         return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def _holder_alive(lock: Path) -> bool:
+    """False only when the lock names a process that is gone (a lock is never seen empty: see _create_with_pid)."""
+    try:
+        text = lock.read_text().strip()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    if not text.isdigit():
+        return True  # not ours to judge: refuse with the message naming the lock
+    pid = int(text)
     if pid <= 0 or pid == os.getpid():
         return False
     try:

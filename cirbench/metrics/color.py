@@ -25,10 +25,11 @@ def rgb_to_y_studio(rgb255: torch.Tensor, round_y: bool = False) -> torch.Tensor
     return torch.round(y) if round_y else y
 
 
-def rgb_to_y_full(rgb255: torch.Tensor) -> torch.Tensor:
-    """Full-range luma in [0,255] from 0..255 RGB (no offset, no 219/255 scaling)."""
+def rgb_to_y_full(rgb255: torch.Tensor, round_y: bool = False) -> torch.Tensor:
+    """Full-range luma in [0,255] from 0..255 RGB (no offset, no 219/255 scaling); round_y: whole values (pyiqa)."""
     weights = torch.tensor(FULL_Y_WEIGHTS, dtype=torch.float64, device=rgb255.device)
-    return torch.einsum("bchw,c->bhw", rgb255.to(torch.float64), weights).unsqueeze(1)
+    y = torch.einsum("bchw,c->bhw", rgb255.to(torch.float64), weights).unsqueeze(1)
+    return torch.round(y) if round_y else y
 
 
 def select_channels(rgb255: torch.Tensor, channel: str, round_y: bool = False) -> torch.Tensor:
@@ -38,7 +39,7 @@ def select_channels(rgb255: torch.Tensor, channel: str, round_y: bool = False) -
     if channel == "y":
         return rgb_to_y_studio(rgb255, round_y)
     if channel == "y_full":
-        return rgb_to_y_full(rgb255)
+        return rgb_to_y_full(rgb255, round_y)
     raise MetricError(f"channel must be one of {', '.join(CHANNELS)}, got '{channel}'")
 
 

@@ -20,8 +20,9 @@ import torch
 from PIL import Image
 
 from cirbench.errors import CirbenchError
-from cirbench.fileio import write_text_atomic
-from cirbench.metrics import create_metric
+from cirbench.fileio import declared_bits_per_sample, write_text_atomic
+from cirbench.metrics import MetricError, create_metric
+from cirbench.metrics.aggregate import CONVENTION, count_inf, set_mean
 from cirbench.metrics.profiles import DEFAULT_PROFILE, MetricSpec, flatten_set_result, get_profile
 from cirbench.weights.manager import WeightsUnavailable
 
@@ -98,13 +99,59 @@ def pair_images(ref_dir: str | Path, test_dir: str | Path) -> list[ImagePair]:
     return pairs
 
 
-def load_image(path: Path) -> torch.Tensor:
-    """[1,3,H,W] float32 in [0,1] from an 8-bit image file (grey images are repeated over RGB)."""
+@dataclass
+class _Notes:
+    """What scoring did beyond the plain case, reported once per kind: dropped alpha, per-image metric skips."""
+
+    alpha_dropped: list[str] = field(default_factory=list)
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # result name -> images
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def messages(self) -> list[str]:
+        lines = []
+        if self.alpha_dropped:
+            lines.append(f"fully opaque alpha dropped from {len(self.alpha_dropped)} image(s): {_listing(self.alpha_dropped)}")
+        for name, images in self.skipped.items():
+            lines.append(f"{name} skipped for {len(images)} image(s) ({self.reasons[name]}): {_listing(images)}")
+        return lines
+
+
+def load_image(path: Path, notes: _Notes | None = None) -> torch.Tensor:
+    """[1,3,H,W] float32 in [0,1] from an 8-bit image file (grey images are repeated over RGB).
+
+    Files with more than 8 bits per sample and images with transparent pixels are refused (the protocol scores
+    8-bit opaque RGB); a fully opaque alpha channel is dropped and noted.
+    """
     with Image.open(path) as image:
         if image.mode not in ("RGB", "L", "P", "RGBA", "LA"):
             raise PairingError(f"{path}: unsupported image mode {image.mode} (8-bit RGB or grey expected)")
+        bits = declared_bits_per_sample(image, path.read_bytes()[:64])
+        if bits > 8:
+            raise PairingError(f"{path}: {bits} bits per sample; cirbench scores 8-bit images (convert it first)")
+        if image.mode in ("RGBA", "LA") or "transparency" in image.info:
+            alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+            if alpha.min() < 255:
+                raise PairingError(f"{path}: transparent pixels; scores are defined on opaque RGB (flatten it first)")
+            if notes is not None:
+                notes.alpha_dropped.append(path.name)
         array = np.asarray(image.convert("RGB"), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+
+
+def _score_one(pair: ImagePair, ref: torch.Tensor, test: torch.Tensor, built, notes: _Notes) -> dict[str, Any]:
+    """One row of paired values; a metric that cannot score this pair (e.g. MS-SSIM under 161 px) is left empty."""
+    row: dict[str, Any] = {"image": pair.stem}
+    for spec, metric in built:
+        if metric.info.kind != "paired":
+            metric.update(ref, test)
+            continue
+        try:
+            row[spec.result_name] = float(metric(ref, test)[0])
+        except MetricError as exc:
+            row[spec.result_name] = float("nan")
+            notes.skipped.setdefault(spec.result_name, []).append(pair.stem)
+            notes.reasons.setdefault(spec.result_name, str(exc))
+    return row
 
 
 def select_specs(profile: str, metrics: Sequence[str] | None) -> list[MetricSpec]:
@@ -146,19 +193,14 @@ def score_pairs(
     pairs = pair_images(ref_dir, test_dir)
     skipped: dict[str, str] = {}
     built = _build(select_specs(profile, metrics), device, strict, skipped)
-    rows = []
+    rows, notes = [], _Notes()
     for done, pair in enumerate(pairs, start=1):
-        ref, test = load_image(pair.ref).to(device), load_image(pair.test).to(device)
-        row: dict[str, Any] = {"image": pair.stem}
-        for spec, metric in built:
-            if metric.info.kind == "paired":
-                row[spec.result_name] = float(metric(ref, test)[0])
-            else:
-                metric.update(ref, test)
-        rows.append(row)
+        ref, test = load_image(pair.ref, notes).to(device), load_image(pair.test, notes).to(device)
+        rows.append(_score_one(pair, ref, test, built, notes))
         if progress is not None:
             progress(done, len(pairs))
     summary, messages = _summarise(built, rows)
+    messages = notes.messages() + messages
     described = {
         spec.result_name: {
             "metric": spec.metric,
@@ -178,7 +220,11 @@ def _summarise(built: list[tuple[MetricSpec, Any]], rows: list[dict[str, Any]]):
         warnings.simplefilter("always")
         for spec, metric in built:
             if metric.info.kind == "paired":
-                summary[spec.result_name] = float(np.mean([row[spec.result_name] for row in rows]))
+                values = [row[spec.result_name] for row in rows if not math.isnan(row[spec.result_name])]
+                summary[spec.result_name] = set_mean(values)
+                summary[f"{spec.result_name}_n"] = len(values)
+                if count_inf(values):
+                    summary[f"{spec.result_name}_n_inf"] = count_inf(values)
             else:
                 summary.update(flatten_set_result(spec.result_name, spec.metric, metric.compute()))
     return summary, [str(warning.message) for warning in caught]
@@ -192,11 +238,12 @@ def write_report(report: ScoreReport, csv_path: str | Path) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in report.rows:
-        writer.writerow({key: (repr(value) if isinstance(value, float) else value) for key, value in row.items()})
+        writer.writerow({key: _csv_value(value) for key, value in row.items()})
     write_text_atomic(csv_path, buffer.getvalue())
     summary_path = csv_path.with_suffix(".summary.json")
     payload = {
         "profile": report.profile,
+        "mean_convention": CONVENTION,
         "summary": report.summary,
         "metrics": report.metrics,
         "skipped": report.skipped,
@@ -204,6 +251,12 @@ def write_report(report: ScoreReport, csv_path: str | Path) -> Path:
     }
     write_text_atomic(summary_path, json.dumps(_json_safe(payload), indent=2, allow_nan=False) + "\n")
     return summary_path
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return value
 
 
 def _json_safe(value: Any) -> Any:

@@ -17,14 +17,14 @@ SCALE_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MIN_SIDE = (WINDOW_SIZE - 1) * 2 ** (len(SCALE_WEIGHTS) - 1) + 1  # 161: the coarsest scale still holds a window
 
 
-def ms_ssim_per_channel(a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+def ms_ssim_per_channel(a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, clip_cs_map: bool = False) -> torch.Tensor:
     """[B,C] MS-SSIM of two [B,C,H,W] float64 images on the 0..255 scale."""
     if min(a.shape[-2:]) < MIN_SIDE:
         raise MetricError(f"MS-SSIM needs both sides >= {MIN_SIDE} px (5 scales), got {tuple(a.shape[-2:])}")
     weights = torch.tensor(SCALE_WEIGHTS, dtype=torch.float64, device=a.device)
     terms = []
     for level in range(len(SCALE_WEIGHTS)):
-        ssim_mean, cs_mean = ssim_means(a, b, taps)
+        ssim_mean, cs_mean = ssim_means(a, b, taps, clip_cs_map=clip_cs_map)
         if level == len(SCALE_WEIGHTS) - 1:
             terms.append(torch.relu(ssim_mean))
             break
@@ -48,9 +48,14 @@ class MSSSIM(PlanesMetric):
         description="MS-SSIM, 5 scales, Gaussian 11x11 sigma 1.5, L 255 (pytorch_msssim / CompressAI convention)",
     )
 
-    def __init__(self, device: str = "cpu", channel: str = "rgb", crop_border: int = 0, round_y: bool = False) -> None:
+    def __init__(
+        self, device: str = "cpu", channel: str = "rgb", crop_border: int = 0, round_y: bool = False,
+        clip_cs_map: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__(device, channel, crop_border, round_y)
+        self.clip_cs_map = bool(clip_cs_map)
         self._record(
+            clip_cs_map=self.clip_cs_map,
             window=WINDOW_SIZE,
             sigma=SIGMA,
             scale_weights=list(SCALE_WEIGHTS),
@@ -60,4 +65,4 @@ class MSSSIM(PlanesMetric):
 
     def compute_batch(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
         a, b = self.planes(ref), self.planes(test)
-        return ms_ssim_per_channel(a, b, self._taps).mean(dim=1)
+        return ms_ssim_per_channel(a, b, self._taps, self.clip_cs_map).mean(dim=1)

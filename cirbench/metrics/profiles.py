@@ -79,13 +79,13 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "pyiqa",
-            "IQA-PyTorch (pyiqa) defaults: psnr on RGB; ssim and ms_ssim on full-range luma (its 'yiq' Y, no "
-            "16-235 offset: 20*log10(255/219) dB below BT.601 for PSNR); lpips alex on [0,1]. pyiqa's ReLU on the "
-            "SSIM cs map and its 1e-8 PSNR epsilon are not reproduced.",
+            "IQA-PyTorch (pyiqa 0.1.16) defaults: psnr on RGB; ssim and ms_ssim on full-range luma (its 'yiq' Y, "
+            "no 16-235 offset) rounded to whole 8-bit values as pyiqa does, with its per-pixel ReLU on the SSIM "
+            "cs map (reproduces pyiqa within 1e-5); lpips alex on [0,1]. Its 1e-8 PSNR epsilon is not reproduced.",
             (
                 MetricSpec("psnr", "psnr", dict(_RGB)),
-                MetricSpec("ssim", "ssim", {"channel": "y_full", "crop_border": 0}),
-                MetricSpec("ms_ssim", "ms_ssim", {"channel": "y_full", "crop_border": 0}),
+                MetricSpec("ssim", "ssim", {"channel": "y_full", "crop_border": 0, "round_y": True, "clip_cs_map": True}),
+                MetricSpec("ms_ssim", "ms_ssim", {"channel": "y_full", "crop_border": 0, "round_y": True, "clip_cs_map": True}),
                 MetricSpec("lpips", "lpips", {"net": "alex", "version": "0.1"}),
             ),
         ),

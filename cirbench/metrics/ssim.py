@@ -38,8 +38,13 @@ def filter_valid(planes: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     return _filter_axis(_filter_axis(planes, taps, -1), taps, -2)
 
 
-def ssim_maps(a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, data_range: float = DATA_RANGE):
-    """(ssim_map, cs_map) of two [B,C,H,W] float64 images, both of the 'valid' size (in-place arithmetic)."""
+def ssim_maps(
+    a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, data_range: float = DATA_RANGE, clip_cs_map: bool = False
+):
+    """(ssim_map, cs_map) of two [B,C,H,W] float64 images, both of the 'valid' size (in-place arithmetic).
+
+    ``clip_cs_map`` sets negative contrast-structure values to 0 per pixel before they enter the SSIM map (pyiqa).
+    """
     if min(a.shape[-2:]) < taps.numel():
         raise MetricError(f"SSIM needs images of at least {taps.numel()}x{taps.numel()}, got {tuple(a.shape[-2:])}")
     c1 = (K1 * data_range) ** 2
@@ -54,6 +59,8 @@ def ssim_maps(a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, data_range: 
     mu_ab = mu_a * mu_b
     mu_sq = mu_a.square_().addcmul_(mu_b, mu_b)
     cs_map = e_ab.sub_(mu_ab).mul_(2.0).add_(c2).div_(e_sq.sub_(mu_sq).add_(c2))
+    if clip_cs_map:
+        cs_map.clamp_(min=0.0)
     ssim_map = mu_ab.mul_(2.0).add_(c1).div_(mu_sq.add_(c1)).mul_(cs_map)
     return ssim_map, cs_map
 
@@ -61,7 +68,7 @@ def ssim_maps(a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, data_range: 
 CHUNK_ELEMENTS = 1 << 18  # pixels per plane in one band of rows: the band's planes stay in cache (~2x faster)
 
 
-def ssim_means(a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, rows: int | None = None):
+def ssim_means(a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, rows: int | None = None, clip_cs_map: bool = False):
     """([B,C] mean SSIM, [B,C] mean cs) over the 'valid' maps, computed a band of output rows at a time."""
     if rows is None:
         rows = max(8, CHUNK_ELEMENTS // max(1, a.shape[0] * a.shape[1] * a.shape[-1]))
@@ -71,7 +78,7 @@ def ssim_means(a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, rows: int |
     cs_sum = torch.zeros_like(ssim_sum)
     for start in range(0, max(out_rows, 1), rows):
         stop = min(start + rows, out_rows) + k - 1
-        ssim_map, cs_map = ssim_maps(a[..., start:stop, :], b[..., start:stop, :], taps)
+        ssim_map, cs_map = ssim_maps(a[..., start:stop, :], b[..., start:stop, :], taps, clip_cs_map=clip_cs_map)
         ssim_sum += ssim_map.sum(dim=(2, 3))
         cs_sum += cs_map.sum(dim=(2, 3))
     count = out_rows * (a.shape[-1] - k + 1)
@@ -91,9 +98,14 @@ class SSIM(PlanesMetric):
         description="SSIM (Gaussian 11x11, sigma 1.5, K1 0.01, K2 0.03, L 255, valid), per image; rgb = channel mean",
     )
 
-    def __init__(self, device: str = "cpu", channel: str = "rgb", crop_border: int = 0, round_y: bool = False) -> None:
+    def __init__(
+        self, device: str = "cpu", channel: str = "rgb", crop_border: int = 0, round_y: bool = False,
+        clip_cs_map: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__(device, channel, crop_border, round_y)
+        self.clip_cs_map = bool(clip_cs_map)
         self._record(
+            clip_cs_map=self.clip_cs_map,
             window=WINDOW_SIZE,
             sigma=SIGMA,
             k1=K1,
@@ -105,5 +117,5 @@ class SSIM(PlanesMetric):
 
     def compute_batch(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
         a, b = self.planes(ref), self.planes(test)
-        ssim_mean, _ = ssim_means(a, b, self._taps)
+        ssim_mean, _ = ssim_means(a, b, self._taps, clip_cs_map=self.clip_cs_map)
         return ssim_mean.mean(dim=1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -163,35 +162,6 @@ def ensure_weight(filename: str, download: bool = True, progress: Callable[[int,
     except _DownloadFailed as exc:
         raise WeightsUnavailable(spec, f"download failed ({exc})") from exc
     return target
-
-
-def import_weight(source: str | os.PathLike[str]) -> Path:
-    """Copy a file downloaded elsewhere into the cache after checking its name and hash."""
-    path = Path(source)
-    spec = get_weight(path.name)
-    if not path.is_file():
-        raise CirbenchError(f"{path} is not a file")
-    verify_file(spec, path)
-    _check_layout(spec, path)
-    target = cached_path(spec)
-    write_with_atomic(target, lambda tmp: shutil.copyfile(path, tmp))
-    return target
-
-
-def _check_layout(spec: WeightFile, path: Path) -> None:
-    """A file without a published hash is accepted only if it loads safely and has its expected key layout."""
-    from cirbench.weights.layouts import LayoutError, check_file, has_layout
-
-    if spec.has_checksum:
-        return  # the published sha256 prefix already identifies the file
-    if not has_layout(spec.filename):
-        raise WeightsCorrupt(f"{path}: no published hash and no known layout for {spec.filename}; refusing to import it")
-    try:
-        report = check_file(path, spec.filename)
-    except LayoutError as exc:
-        raise WeightsCorrupt(f"{path} was not imported: {exc}") from exc
-    if not report.ok:
-        raise WeightsCorrupt(f"{path} was not imported: it is not a {spec.filename} ({report.summary()})")
 
 
 def weight_status(spec: WeightFile) -> str:

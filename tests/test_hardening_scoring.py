@@ -1,0 +1,157 @@
+"""Hardening of measurement: pyiqa's SSIM convention, 48-bit and RGBA inputs, infinite PSNR, small images,
+the evaluation lock and the MoE-DiffIR data section (issue 17, items 12-17).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+import torch.nn.functional as F
+import yaml
+from conftest import write_taskset
+from PIL import Image
+
+from cirbench.build.builder import BuildOptions, build_dataset
+from cirbench.cli import main
+from cirbench.evaluation.results import LOCK_FILE, ResultsError, RunFolder
+from cirbench.metrics import create_metric
+from cirbench.metrics.profiles import get_profile
+
+
+def _pyiqa_ssim_reference(ref: np.ndarray, test: np.ndarray) -> float:
+    """pyiqa 0.1.16 SSIM as its code defines it: float32 'yiq' Y x 255 rounded, float64 Gaussian 11/1.5 'valid'
+    filtering, L = 255, negative cs-map values set to 0 per pixel."""
+
+    def luma(rgb: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255
+        weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32).view(1, 3, 1, 1)
+        return ((x * weights).sum(1, keepdim=True) * 255).round().double()
+
+    x, y = luma(test), luma(ref)
+    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
+    window = (torch.outer(g, g) / torch.outer(g, g).sum()).view(1, 1, 11, 11)
+    mu1, mu2 = F.conv2d(x, window), F.conv2d(y, window)
+    s11, s22, s12 = F.conv2d(x * x, window) - mu1**2, F.conv2d(y * y, window) - mu2**2, F.conv2d(x * y, window) - mu1 * mu2
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    cs = torch.relu((2 * s12 + c2) / (s11 + s22 + c2))
+    return float((((2 * mu1 * mu2 + c1) / (mu1**2 + mu2**2 + c1)) * cs).mean())
+
+
+def test_pyiqa_profile_ssim_reproduces_pyiqa_rounded_luma(kodim01: np.ndarray) -> None:
+    import io
+
+    ref = kodim01[:96, :128]
+    buffer = io.BytesIO()
+    Image.fromarray(ref).save(buffer, "JPEG", quality=5)
+    test = np.asarray(Image.open(buffer).convert("RGB"))
+    spec = {s.result_name: s for s in get_profile("pyiqa").metrics}["ssim"]
+    to_tensor = lambda a: torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    ours = float(create_metric("ssim", **spec.options)(to_tensor(ref), to_tensor(test))[0])
+    expected = _pyiqa_ssim_reference(ref, test)
+    assert abs(ours - expected) < 1e-5
+    unrounded = float(create_metric("ssim", channel="y_full")(to_tensor(ref), to_tensor(test))[0])
+    assert abs(unrounded - expected) > 1e-5  # the convention matters at this precision
+    assert "rounded" in get_profile("pyiqa").description
+
+
+@pytest.fixture()
+def pair_dirs(tmp_path: Path, kodim01: np.ndarray) -> tuple[Path, Path]:
+    ref, test = tmp_path / "ref", tmp_path / "test"
+    ref.mkdir()
+    test.mkdir()
+    Image.fromarray(kodim01[:64, :64]).save(ref / "a.png")
+    noisy = np.clip(kodim01[:64, :64].astype(int) + 3, 0, 255).astype(np.uint8)
+    Image.fromarray(noisy).save(test / "a.png")
+    return ref, test
+
+
+def test_score_refuses_48_bit_and_transparent_images_and_notes_opaque_alpha(pair_dirs, tmp_path: Path, capsys) -> None:
+    ref, test = pair_dirs
+    deep = np.full((64, 64, 3), 40000, np.uint16)
+    tifffile.imwrite(ref / "b.tif", deep, photometric="rgb")
+    tifffile.imwrite(test / "b.tif", deep + 1, photometric="rgb")
+    assert main(["score", str(ref), str(test), "--metrics", "psnr"]) == 1
+    assert "16 bits per sample" in capsys.readouterr().err
+    for folder in (ref, test):
+        (folder / "b.tif").unlink()
+    rgba = np.dstack([np.zeros((64, 64, 3), np.uint8), np.full((64, 64), 255, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(ref / "c.png")
+    Image.fromarray(rgba, "RGBA").save(test / "c.png")
+    out = tmp_path / "scores.csv"
+    assert main(["score", str(ref), str(test), "--metrics", "psnr", "--out", str(out)]) == 0
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert any("opaque alpha dropped from 2" in w for w in summary["warnings"])
+    rgba[0, 0, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(test / "c.png")
+    assert main(["score", str(ref), str(test), "--metrics", "psnr"]) == 1
+    assert "transparent pixels" in capsys.readouterr().err
+
+
+def test_an_identical_pair_keeps_inf_per_image_and_a_capped_mean(pair_dirs, tmp_path: Path) -> None:
+    ref, test = pair_dirs
+    Image.open(ref / "a.png").save(ref / "same.png")
+    Image.open(ref / "a.png").save(test / "same.png")
+    out = tmp_path / "scores.csv"
+    assert main(["score", str(ref), str(test), "--metrics", "psnr", "--out", str(out)]) == 0
+    rows = dict(line.split(",") for line in out.read_text().splitlines()[1:])
+    assert rows["same"] == "inf"
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["summary"]["psnr"] == pytest.approx((float(rows["a"]) + 100.0) / 2)
+    assert summary["summary"]["psnr_n_inf"] == 1 and "100 dB" in summary["mean_convention"]
+
+
+def test_a_small_image_skips_ms_ssim_for_that_image_only(pair_dirs, tmp_path: Path, kodim01: np.ndarray) -> None:
+    ref, test = pair_dirs
+    Image.fromarray(kodim01[:192, :192]).save(ref / "big.png")
+    Image.fromarray(np.clip(kodim01[:192, :192].astype(int) - 2, 0, 255).astype(np.uint8)).save(test / "big.png")
+    out = tmp_path / "scores.csv"
+    assert main(["score", str(ref), str(test), "--metrics", "psnr,ssim,ms_ssim", "--out", str(out)]) == 0
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["summary"]["psnr_n"] == 2 and summary["summary"]["ms_ssim_n"] == 1
+    assert 0 < summary["summary"]["ms_ssim"] <= 1
+    assert [w for w in summary["warnings"] if w.startswith("ms_ssim skipped for 1 image(s)")]
+
+
+def test_the_evaluation_lock_is_never_seen_empty(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    (folder.path / LOCK_FILE).write_text("")  # what a racing process saw between create and write
+    with pytest.raises(ResultsError, match="another process"):
+        with folder.lock():
+            pass
+    (folder.path / LOCK_FILE).unlink()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (folder.path / LOCK_FILE).write_text(str(child.pid))
+        with pytest.raises(ResultsError, match="another process"):
+            with folder.lock():
+                pass
+    finally:
+        child.kill()
+        child.wait()
+    with folder.lock():  # the holder is gone: the stale lock is taken over, holding our PID from the start
+        assert (folder.path / LOCK_FILE).read_text() == str(os.getpid())
+    assert not (folder.path / LOCK_FILE).exists()
+
+
+def test_a_moe_diffir_data_section_points_at_the_real_folders(small_sources: Path, tmp_path: Path) -> None:
+    tasks = write_taskset(tmp_path / "t.toml", [
+        {"name": "WEBP_5", "codec": "webp", "family": "WEBP", "level": 5, "id": 10, "params": {"quality": 5}},
+        {"name": "JPEG_10", "codec": "jpeg", "family": "JPEG", "level": 10, "id": 0, "params": {"quality": 10}},
+        {"name": "JPEG_33", "codec": "jpeg", "family": "JPEG", "level": 33, "params": {"quality": 33}},
+    ])  # fmt: skip
+    assert build_dataset(BuildOptions(out=tmp_path / "out", source=small_sources, taskset=str(tasks), name="set")).ok
+    section = yaml.safe_load((tmp_path / "out" / "set" / "moe_diffir_data.yaml").read_text())
+    params = section["data"]["params"]["train"]["params"]
+    assert params["de_type"] == ["JPEG_10", "WEBP_5"]
+    assert Path(params["WEBP_5"]).name == "WEBP_5" and Path(params["WEBP_5"]).is_dir()
+    assert sorted(os.listdir(params["JPEG_10"])) == ["barbara.png", "bikes.png", "kodim01.png"]
+    assert "JPEG_33" not in params
