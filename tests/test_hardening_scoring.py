@@ -155,3 +155,15 @@ def test_a_moe_diffir_data_section_points_at_the_real_folders(small_sources: Pat
     assert Path(params["WEBP_5"]).name == "WEBP_5" and Path(params["WEBP_5"]).is_dir()
     assert sorted(os.listdir(params["JPEG_10"])) == ["barbara.png", "bikes.png", "kodim01.png"]
     assert "JPEG_33" not in params
+
+
+def test_evaluate_scores_the_rest_when_ms_ssim_cannot_score_small_images(tmp_path: Path, capsys) -> None:
+    from test_evaluate import SMALL_CROPS, build_tiny
+
+    dataset = build_tiny(tmp_path, SMALL_CROPS[:2])
+    assert main(["evaluate", str(dataset), "--model", "identity", "--profile", "compressai"]) == 0
+    captured = capsys.readouterr()
+    assert "ms_ssim' skipped for some images" in captured.err and "Traceback" not in captured.err
+    record = json.loads(next((dataset / "results").rglob("record.json")).read_text())
+    assert "6 image(s) not scored" in json.dumps(record)
+    assert "psnr" in captured.out

@@ -32,6 +32,7 @@ class Scorer:
     warn: Callable[[str], None] = lambda message: None
     metrics: list[ScoredMetric] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    image_skips: dict[str, int] = field(default_factory=dict)  # result name -> images a metric could not score
     profile_description: str = ""
 
     def __post_init__(self) -> None:
@@ -71,6 +72,8 @@ class Scorer:
 
     def paired(self, ref: torch.Tensor, test: torch.Tensor) -> dict[str, torch.Tensor]:
         """result name -> one value per image of the batch, left on the device (paired metrics only)."""
+        from cirbench.metrics import MetricError
+
         values: dict[str, torch.Tensor] = {}
         for scored in list(self.metrics):
             if scored.kind != "paired":
@@ -79,6 +82,12 @@ class Scorer:
                 values[scored.result_name] = scored.metric(ref, test).detach()
             except WeightsUnavailable as exc:
                 self._skip(scored.result_name, exc)
+            except MetricError as exc:  # this batch only (e.g. MS-SSIM on images under 161 px): the rest is scored
+                count = self.image_skips.get(scored.result_name, 0)
+                if not count:
+                    self.warn(f"metric '{scored.result_name}' skipped for some images: {exc}")
+                self.image_skips[scored.result_name] = count + ref.shape[0]
+                self.skipped[scored.result_name] = f"{self.image_skips[scored.result_name]} image(s) not scored: {exc}"
         return values
 
     def update_sets(self, ref: torch.Tensor, test: torch.Tensor) -> None:
