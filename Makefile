@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py --out benchmarks/results/bench_metrics.json
 	$(BIN)/python benchmarks/bench_learned_codecs.py --out benchmarks/results/bench_learned_codecs.json
 	$(BIN)/python benchmarks/bench_evaluate.py --out benchmarks/results/bench_evaluate.json
+	$(BIN)/python benchmarks/bench_compare.py --out benchmarks/results/bench_compare.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check cirbench tests benchmarks

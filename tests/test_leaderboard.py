@@ -11,7 +11,8 @@ import pytest
 from test_evaluate import SMALL_CROPS, build_tiny, offline_weights  # noqa: F401  (autouse fixture)
 
 from cirbench.cli import main
-from cirbench.compare.leaderboard import build_leaderboard, to_markdown
+from cirbench.compare.leaderboard import build_leaderboard
+from cirbench.compare.tables import to_markdown
 from cirbench.dataset.reader import BuiltDataset
 from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
 
@@ -46,7 +47,8 @@ def test_identity_row_is_added_and_means_match_the_per_image_scores(evaluated: P
     manifest = BuiltDataset.open(evaluated).manifest
     input_psnr = manifest[manifest["task"] == "JPEG_10"]["psnr"].mean()
     assert identity["JPEG_10/psnr"] == pytest.approx(input_psnr, abs=1e-9)  # identity = the codec output
-    assert list(table.columns[:4]) == ["dataset", "protocol", "profile", "method"]
+    assert list(table.columns[:6]) == ["dataset", "protocol", "profile", "mode", "method", "tasks"]
+    assert row["mode"] == "blind" and row["tasks"] == "3/3" and row["JPEG_10/psnr/n"] == 3
 
 
 def test_one_row_per_method_and_test_set(evaluated: Path, tmp_path: Path) -> None:
@@ -67,8 +69,9 @@ def test_cli_prints_md_csv_json_and_writes_files(evaluated: Path, tmp_path: Path
     csv_file, long_file = tmp_path / "leaderboard.csv", tmp_path / "long.csv"
     assert main(["leaderboard", str(evaluated), "--csv", str(csv_file), "--long", str(long_file)]) == 0
     markdown = capsys.readouterr().out
-    assert markdown.splitlines()[0].startswith("| dataset | protocol | profile | method | JPEG_10/psnr")
-    assert "| tiny | full | cirbench | identity |" in markdown
+    assert markdown.splitlines()[0].startswith("| dataset | protocol | profile | mode | method | tasks | N | JPEG_10/psnr")
+    assert "| tiny | full | cirbench | blind | identity | 3/3 | 3 |" in markdown
+    assert "| tiny |  |  |  | input bpp |" in markdown
     wide = pd.read_csv(csv_file)
     assert list(wide["method"]) == ["identity", "tv-chambolle"] and "overall/ssim" in wide.columns
     long = pd.read_csv(long_file)
@@ -92,5 +95,5 @@ def test_codec_and_overall_means_need_every_task(evaluated: Path) -> None:
 
 def test_markdown_shows_infinite_psnr_as_inf(evaluated: Path) -> None:
     board = build_leaderboard([BuiltDataset.open(evaluated)])
-    board.table.loc[0, "JPEG_10/psnr"] = float("inf")
+    board.table.loc[0, ["JPEG_10/psnr", "JPEG_10/psnr/low", "JPEG_10/psnr/high"]] = [float("inf"), float("nan"), float("nan")]
     assert "| inf |" in to_markdown(board)

@@ -1,47 +1,60 @@
-"""The leaderboard: one row per method x test set, a column per task x metric, per-codec means, overall mean.
+"""The leaderboard: one row per test set x protocol x profile x mode x method, a column per task x metric,
+per-codec means, the overall mean and per-codec BD-rate, each with its bootstrap interval, Δ vs identity and N.
 
-Read from the results stores of one or more built datasets; the `identity` row is evaluated when missing.
+Read from the results stores of one or more built datasets; every run keeps its own row (see ResultsStore).
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
+from cirbench.compare.bdrate import bd_rate
+from cirbench.compare.statistics import BootstrapSettings, CellStatistics, aggregate, cell_statistics
 from cirbench.dataset.reader import BuiltDataset
 from cirbench.evaluation.results import SCORE_COLUMNS, ResultsStore
-from cirbench.metrics.aggregate import grouped_mean
 
-ID_COLUMNS = ["dataset", "protocol", "profile", "method"]
+ID_COLUMNS = ["dataset", "protocol", "profile", "mode", "method"]
 OVERALL = "overall"
 IDENTITY = "identity"
+MODES = ("blind", "oracle")
+SUFFIXES = ("low", "high", "delta", "n")  # companion columns of every value column "<group>/<metric>"
 
 
 @dataclass
 class Leaderboard:
     """The wide table plus what it was made from."""
 
-    table: pd.DataFrame  # ID_COLUMNS + value columns "<task>/<metric>", "<family> mean/<metric>", "overall/<metric>"
-    scores: pd.DataFrame  # long per-image scores (SCORE_COLUMNS + protocol, profile)
-    task_means: pd.DataFrame  # ID_COLUMNS + task, codec, level, metric, value (per-task means)
+    table: pd.DataFrame  # ID_COLUMNS + "tasks" + value columns "<group>/<metric>" and their "/low|high|delta|n"
+    scores: pd.DataFrame  # long per-image scores (SCORE_COLUMNS + protocol, profile, mode, run)
+    task_means: pd.DataFrame  # CELL_KEYS + value, n, low, high (per-task means)
     metrics: list[str]
+    input_bpp: dict[str, dict[str, float]] = field(default_factory=dict)  # dataset -> task -> mean input bpp
+    notes: list[str] = field(default_factory=list)
 
     def value_columns(self, summary: bool = False) -> list[str]:
-        columns = [c for c in self.table.columns if c not in ID_COLUMNS]
+        columns = [c for c in self.table.columns if c not in ID_COLUMNS and c != "tasks" and not _companion(c)]
         if summary:
-            columns = [c for c in columns if c.split("/")[0].endswith(" mean") or c.startswith(f"{OVERALL}/")]
+            columns = [c for c in columns if _group(c).endswith((" mean", " BD-rate")) or _group(c) == OVERALL]
         return columns
 
 
-def _ensure_identity(ds: BuiltDataset, protocol: str | None, profile: str | None, warn) -> None:
+def _companion(column: str) -> bool:
+    return column.count("/") == 2 and column.rsplit("/", 1)[1] in SUFFIXES
+
+
+def _group(column: str) -> str:
+    return column.split("/")[0]
+
+
+def evaluate_identity_if_missing(ds: BuiltDataset, protocol: str | None, profile: str | None, warn) -> None:
+    """Evaluate the identity row where it is missing, saying so in one line first (no hidden work)."""
     from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
 
-    store = ResultsStore(ds.results_dir())
-    records = [record for _, record in store.runs()]
+    records = [record for _, record in ResultsStore(ds.results_dir()).runs()]
     combos = {(r["protocol"], r["profile"]) for r in records}
     combos = {c for c in combos if (protocol is None or c[0] == protocol) and (profile is None or c[1] == profile)}
     if not combos:
@@ -54,6 +67,8 @@ def _ensure_identity(ds: BuiltDataset, protocol: str | None, profile: str | None
             if r["method"] == IDENTITY and (r["protocol"], r["profile"]) == combo and wanted <= set(r["tasks_complete"])
         ]
         if not done:
+            if warn is not None:
+                warn(f"evaluating the identity row first ({ds.name}, protocol {combo[0]}, profile {combo[1]})")
             evaluate(ds, EvaluationSettings(model=IDENTITY, protocol=combo[0], profile=combo[1]), warn=warn)
 
 
@@ -68,32 +83,93 @@ def _metric_order(scores: pd.DataFrame, profiles: list[str]) -> list[str]:
     return [m for m in order if m in present]  # companions (kid_std, fid_n_ref) stay in the long scores only
 
 
-def _complete_mean(rows: pd.DataFrame) -> pd.Series:
-    """Mean over tasks per row key; NaN where a method lacks a task that another method of its test set has.
-
-    Means over different task sets are not comparable, so a partial run shows per-task values only.
-    """
-    groups = [c for c in ID_COLUMNS if c != "method"]
-    expected = rows.reset_index().groupby(groups)["task"].nunique()
-    means = rows.groupby(level=ID_COLUMNS)["value"].agg(["mean", "count"])
-    needed = [expected.get(key[:3], 0) for key in means.index]
-    return means["mean"].where(means["count"] >= needed)
+def input_bpp(ds: BuiltDataset) -> dict[str, float]:
+    """Mean input bits per pixel of every task of ``ds``, from its manifest."""
+    lq = ds.manifest[ds.manifest["kind"] == "lq"]
+    return {str(task): float(group["bpp"].mean()) for task, group in lq.groupby("task", sort=False)}
 
 
-def _wide(task_means: pd.DataFrame, tasks: list[str], families: list[str], metrics: list[str]) -> pd.DataFrame:
-    keyed = task_means.set_index(ID_COLUMNS)
-    columns: dict[str, pd.Series] = {}
-    for metric in metrics:
-        of_metric = keyed[keyed["metric"] == metric]
-        for task in tasks:
-            columns[f"{task}/{metric}"] = of_metric.loc[of_metric["task"] == task, "value"]
+def _columns_for(stats: CellStatistics, families: list[str], tasks: list[str], metric: str) -> dict[str, dict]:
+    """row key -> {column: value} for one metric: task cells, complete family means, overall mean."""
+    cells = stats.cells
+    out: dict[tuple, dict[str, float]] = {}
+    of_metric = cells.index[cells["metric"] == metric]
+    expected = cells.loc[of_metric].groupby(["dataset", "codec"])["task"].nunique().to_dict()
+    expected_all = cells.loc[of_metric].groupby("dataset")["task"].nunique().to_dict()
+    for key, rows in cells.loc[of_metric].groupby(ID_COLUMNS, sort=False).groups.items():
+        entry = out.setdefault(key, {})
+        for index in rows:
+            base = f"{cells.at[index, 'task']}/{metric}"
+            entry.update({base: cells.at[index, "value"], f"{base}/low": cells.at[index, "low"],
+                          f"{base}/high": cells.at[index, "high"], f"{base}/n": cells.at[index, "n"]})  # fmt: skip
+        by_family = cells.loc[rows].groupby("codec").groups
         for family in families:
-            columns[f"{family} mean/{metric}"] = _complete_mean(of_metric[of_metric["codec"] == family])
-        columns[f"{OVERALL}/{metric}"] = _complete_mean(of_metric)
-    table = pd.DataFrame(columns)
-    table = table.dropna(axis=1, how="all").reset_index()
+            members = by_family.get(family)
+            if members is not None and len(members) >= expected.get((key[0], family), 0):
+                _put(entry, f"{family} mean/{metric}", aggregate(stats, members))
+        if len(rows) >= expected_all.get(key[0], 0):
+            _put(entry, f"{OVERALL}/{metric}", aggregate(stats, rows))
+    return out
+
+
+def _put(entry: dict[str, float], base: str, triple: tuple[float, float, float]) -> None:
+    entry[base], entry[f"{base}/low"], entry[f"{base}/high"] = triple
+
+
+def _bd_rates(task_means: pd.DataFrame, bpp: dict[str, dict[str, float]], families: list[str]) -> dict[tuple, dict]:
+    """row key -> {"<family> BD-rate/psnr": percent} against the identity row of the same test set."""
+    out: dict[tuple, dict[str, float]] = {}
+    psnr = task_means[task_means["metric"] == "psnr"]
+    for key, group in psnr.groupby(ID_COLUMNS, sort=False):
+        anchor = psnr[(psnr["dataset"] == key[0]) & (psnr["protocol"] == key[1]) & (psnr["profile"] == key[2])
+                      & (psnr["method"] == IDENTITY)].set_index("task")["value"]  # fmt: skip
+        rates = bpp.get(key[0], {})
+        for family in families:
+            mine = group[group["codec"] == family].set_index("task")["value"]
+            tasks = [t for t in mine.index if t in anchor.index and t in rates]
+            if len(tasks) < 2 or len(tasks) < len(mine):
+                continue
+            result = bd_rate([rates[t] for t in tasks], anchor[tasks], [rates[t] for t in tasks], mine[tasks])
+            out.setdefault(key, {})[f"{family} BD-rate/psnr"] = result.percent
+    return out
+
+
+def _with_deltas(table: pd.DataFrame) -> pd.DataFrame:
+    """Add "<column>/delta": the value minus the identity row's value of the same test set."""
+    values = [c for c in table.columns if c not in ID_COLUMNS and c != "tasks" and not _companion(c)]
+    values = [c for c in values if not _group(c).endswith(" BD-rate")]  # already a difference to identity
+    keys = ["dataset", "protocol", "profile"]
+    identity = table[table["method"] == IDENTITY].drop_duplicates(keys).set_index(keys)[values]
+    reference = identity.reindex(pd.MultiIndex.from_frame(table[keys])).to_numpy(dtype=np.float64)
+    deltas = table[values].to_numpy(dtype=np.float64) - reference
+    return pd.concat([table, pd.DataFrame(deltas, columns=[f"{c}/delta" for c in values], index=table.index)], axis=1)
+
+
+def _ordered(table: pd.DataFrame, base_order: list[str]) -> pd.DataFrame:
+    columns = [c for c in ID_COLUMNS + ["tasks"] if c in table.columns]
+    for base in base_order:
+        columns += [c for c in (base, *(f"{base}/{s}" for s in SUFFIXES)) if c in table.columns]
     rank = table["method"].map(lambda m: (0 if m == IDENTITY else 1, m))
-    return table.assign(_rank=rank).sort_values(["dataset", "protocol", "profile", "_rank"]).drop(columns="_rank")
+    table = table.assign(_rank=rank).sort_values(["dataset", "protocol", "profile", "mode", "_rank"])
+    return table[columns].reset_index(drop=True)
+
+
+def _wide(stats: CellStatistics, bd: dict, tasks: list[str], families: list[str], metrics: list[str]) -> pd.DataFrame:
+    rows: dict[tuple, dict[str, object]] = {}
+    for metric in metrics:
+        for key, entry in _columns_for(stats, families, tasks, metric).items():
+            rows.setdefault(key, {}).update(entry)
+    for key, entry in bd.items():
+        rows.setdefault(key, {}).update(entry)
+    coverage = stats.cells.groupby(ID_COLUMNS, sort=False)["task"].nunique()
+    per_set = stats.cells.groupby("dataset")["task"].nunique()
+    records = [{**dict(zip(ID_COLUMNS, key, strict=True)), "tasks": f"{coverage.get(key, 0)}/{per_set[key[0]]}", **v}
+               for key, v in rows.items()]  # fmt: skip
+    table = pd.DataFrame(records)
+    order = [f"{t}/{m}" for m in metrics for t in tasks] + [f"{f} mean/{m}" for m in metrics for f in families]
+    order += [f"{OVERALL}/{m}" for m in metrics] + [f"{f} BD-rate/psnr" for f in families]
+    table = _ordered(table, order)
+    return _ordered(_with_deltas(table), order)
 
 
 def build_leaderboard(
@@ -102,67 +178,48 @@ def build_leaderboard(
     profile: str | None = None,
     ensure_identity: bool = True,
     warn: Callable[[str], None] | None = None,
+    mode: str | None = None,
+    bootstrap: BootstrapSettings | None = None,
 ) -> Leaderboard:
-    """Collect the latest run of every method on every dataset; means are over images, then over tasks."""
-    frames, tasks, families = [], [], []
+    """Every run of every method on every dataset; means over images, then over tasks, with paired intervals."""
+    frames, tasks, families, bpp = [], [], [], {}
     for ds in datasets:
         if ensure_identity:
-            _ensure_identity(ds, protocol, profile, warn)
+            evaluate_identity_if_missing(ds, protocol, profile, warn)
         frames.append(ResultsStore(ds.results_dir()).all_scores())
-        tasks += [t.name for t in ds.tasks if t.name not in tasks]
-        families += [t.family for t in ds.tasks if t.family not in families]
-    scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*SCORE_COLUMNS])
-    if protocol is not None:
-        scores = scores[scores["protocol"] == protocol]
-    if profile is not None:
-        scores = scores[scores["profile"] == profile]
-    group = [*ID_COLUMNS, "task", "codec", "level", "metric"]
-    task_means = grouped_mean(scores, group).reset_index()  # identical pairs: see metrics.aggregate
+        tasks = list(dict.fromkeys(tasks + [t.name for t in ds.tasks]))
+        families = list(dict.fromkeys(families + [t.family for t in ds.tasks]))
+        bpp[ds.name] = input_bpp(ds)
+    scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*SCORE_COLUMNS, "mode"])
+    for column, wanted in (("protocol", protocol), ("profile", profile)):
+        if wanted is not None:
+            scores = scores[scores[column] == wanted]
+    if mode is not None:  # identity is the baseline of both groups
+        scores = scores[(scores["mode"] == mode) | (scores["method"] == IDENTITY)]
+    scores = scores.reset_index(drop=True)
+    stats = cell_statistics(scores, bootstrap)
     metrics = _metric_order(scores, sorted(set(scores["profile"]))) if not scores.empty else []
-    table = _wide(task_means, tasks, families, metrics) if not scores.empty else pd.DataFrame(columns=ID_COLUMNS)
-    return Leaderboard(table.reset_index(drop=True), scores.reset_index(drop=True), task_means, metrics)
+    if scores.empty:
+        return Leaderboard(pd.DataFrame(columns=ID_COLUMNS), scores, stats.cells, metrics, bpp)
+    bd = _bd_rates(stats.cells, bpp, families)
+    table = _wide(stats, bd, tasks, families, metrics)
+    notes = _notes(stats, metrics)
+    return Leaderboard(table, scores, stats.cells, metrics, bpp, notes)
 
 
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
-    return str(value)
+def _notes(stats: CellStatistics, metrics: list[str]) -> list[str]:
+    from cirbench.compare.statistics import NO_INTERVAL
+    from cirbench.metrics.aggregate import CONVENTION
 
-
-def to_markdown(board: Leaderboard, summary: bool = False) -> str:
-    columns = ID_COLUMNS + board.value_columns(summary)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    for row in board.table[columns].itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def to_csv(board: Leaderboard, summary: bool = False) -> str:
-    return board.table[ID_COLUMNS + board.value_columns(summary)].to_csv(index=False)
-
-
-def _json_value(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
-def to_json(board: Leaderboard, summary: bool = False) -> str:
-    table = board.table[ID_COLUMNS + board.value_columns(summary)]
-    rows = [
-        {k: (_json_value(v)) for k, v in record.items()}
-        for record in table.to_dict(orient="records")
+    settings = stats.settings
+    notes = [
+        f"intervals: {settings.level:.0%} paired bootstrap over images ({settings.resamples} resamples, seed "
+        f"{settings.seed}; every method sees the same resamples)",
+        f"means: {CONVENTION}; family and overall means only over complete families",
+        "BD-rate (%): Bjøntegaard delta rate of the restored PSNR against the input's over each family's levels "
+        "(PCHIP; negative = bits saved at equal PSNR; 3 levels: indicative)",
     ]
-    return json.dumps({"metrics": board.metrics, "rows": rows}, indent=2, default=str) + "\n"
-
-
-def long_csv(board: Leaderboard) -> str:
-    """Per-image scores of every method: dataset, image, task, codec, level, method, metric, value (+ protocol, profile)."""
-    return board.scores[[*SCORE_COLUMNS, "protocol", "profile"]].to_csv(index=False)
-
-
-FORMATTERS = {"md": to_markdown, "csv": to_csv, "json": to_json}
+    set_level = [m for m in metrics if stats.cells.loc[stats.cells["metric"] == m, "n"].isna().all()]
+    if set_level:
+        notes.append(f"{', '.join(set_level)}: {NO_INTERVAL}")
+    return notes

@@ -94,7 +94,7 @@ def _make_plots(ds: BuiltDataset, means: pd.DataFrame, metrics: list[str], out: 
 
 def _crop_figures(ds: BuiltDataset, board: Leaderboard, protocol: str, out: Path) -> list[Path]:
     """HR | LQ | each method for the first previewed image of the hardest level of each codec."""
-    runs = {r["method"]: f for f, r in ResultsStore(ds.results_dir()).latest_runs() if r["protocol"] == protocol}
+    runs = {label: f for f, r, label in ResultsStore(ds.results_dir()).labelled_runs() if r["protocol"] == protocol}
     methods = [m for m in board.table["method"] if m in runs]
     written: list[Path] = []
     seen_families: set[str] = set()

@@ -74,9 +74,16 @@ class BuiltDataset:
 
     @classmethod
     def open(cls, root: str | Path) -> BuiltDataset:
+        """The dataset at ``root``; a build root (OUT) holding exactly one dataset opens that one."""
         root = Path(root)
         build_file = root / BUILD_FILE
         if not (root / HR_FOLDER).is_dir() or not build_file.is_file():
+            inside = sorted(p for p in root.iterdir() if (p / BUILD_FILE).is_file()) if root.is_dir() else []
+            if len(inside) == 1:
+                return cls.open(inside[0])
+            if inside:
+                names = ", ".join(str(p) for p in inside)
+                raise DatasetError(f"{root} is a build root with {len(inside)} datasets; did you mean one of: {names}?")
             raise DatasetError(
                 f"{root} is not a built cirbench dataset (needs {BUILD_FILE} and {HR_FOLDER}/; run `cirbench build`)"
             )

@@ -210,23 +210,75 @@ class ResultsStore:
                 found.append((folder, record))
         return sorted(found, key=lambda item: str(item[1].get("updated_utc", "")))
 
-    def latest_runs(self) -> list[tuple[RunFolder, dict[str, Any]]]:
-        """The most recently updated run per (method, protocol, profile)."""
-        latest: dict[tuple[str, str, str], tuple[RunFolder, dict[str, Any]]] = {}
+    def labelled_runs(self) -> list[tuple[RunFolder, dict[str, Any], str]]:
+        """(folder, record, label) of every run; no run hides another.
+
+        Each run folder is one configuration (its identity hash). Runs that share a method label, protocol and
+        profile but differ in configuration keep apart under unique labels naming what differs, e.g.
+        ``tv-chambolle[model_options.weight=0.05]`` (see ``distinguishing_labels``).
+        """
+        groups: dict[tuple[str, str, str], list[tuple[RunFolder, dict[str, Any]]]] = {}
         for folder, record in self.runs():
-            latest[(record["method"], record["protocol"], record["profile"])] = (folder, record)
-        return list(latest.values())
+            groups.setdefault((record["method"], record["protocol"], record["profile"]), []).append((folder, record))
+        labelled = []
+        for (method, _, _), members in groups.items():
+            labels = distinguishing_labels(method, [record.get("identity", {}) for _, record in members])
+            labelled += [(folder, record, label) for (folder, record), label in zip(members, labels, strict=True)]
+        return labelled
 
     def all_scores(self) -> pd.DataFrame:
-        """Scores of completed tasks of the latest run per method/protocol/profile, plus protocol, profile, run columns."""
+        """Scores of the completed tasks of every run, labelled uniquely, plus protocol, profile, mode, run columns."""
         frames = []
-        for folder, record in self.latest_runs():
+        for folder, record, label in self.labelled_runs():
             frame = folder.scores()
             frame = frame[frame["task"].isin(record.get("tasks_complete", []))]
             if frame.empty:
                 continue
-            frame = frame.assign(protocol=record["protocol"], profile=record["profile"], run=folder.path.name)
+            frame = frame.assign(
+                method=label, protocol=record["protocol"], profile=record["profile"],
+                mode=record.get("mode", "blind"), run=folder.path.name,
+            )  # fmt: skip
             frames.append(frame)
         if not frames:
-            return scores_frame([]).assign(protocol=pd.Series(dtype=str), profile=pd.Series(dtype=str))
+            empty = {c: pd.Series(dtype=str) for c in ("protocol", "profile", "mode", "run")}
+            return scores_frame([]).assign(**empty)
         return pd.concat(frames, ignore_index=True)
+
+
+def _flat(identity: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in identity.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value, sort_keys=True, default=str)
+    return flat
+
+
+def distinguishing_labels(method: str, identities: list[dict[str, Any]]) -> list[str]:
+    """``method`` for a lone configuration; else ``method[k=v,...]`` naming the settings that differ.
+
+    Model options are named bare (``weight=0.05``), other fields by name (``tile=256``); a run whose differing
+    settings are all defaults is ``method[defaults]``; labels that would collide or run long use the run id.
+    """
+    if len(identities) < 2:
+        return [method] * len(identities)
+    flats = [_flat(identity) for identity in identities]
+    keys = sorted({k for flat in flats for k in flat})
+    differing = [k for k in keys if len({flat.get(k, "null") for flat in flats}) > 1]
+    differing = [k for k in differing if not any(other.startswith(f"{k}.") for other in differing)]
+    if any(k.startswith("model_options.") for k in differing):
+        differing = [k for k in differing if k != "model_version"]  # the version string restates the options
+    labels = []
+    for flat, identity in zip(flats, identities, strict=True):
+        parts = [
+            f"{k.removeprefix('model_options.')}={flat[k].strip(chr(34))}"
+            for k in differing
+            if flat.get(k, "null") not in ("null", "{}")
+        ]
+        text = ",".join(parts) or "defaults"
+        labels.append(f"{method}[{text}]" if len(text) <= 60 else f"{method}[{run_key_hash(identity)[:8]}]")
+    if len(set(labels)) < len(labels):  # fall back to the run ids, always distinct
+        labels = [f"{method}[{run_key_hash(identity)[:8]}]" for identity in identities]
+    return labels
