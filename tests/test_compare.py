@@ -131,3 +131,30 @@ def test_a_build_root_with_one_dataset_is_used_and_several_are_named(dataset: Pa
         BuiltDataset.open(root)
     board = build_leaderboard([BuiltDataset.open(dataset)])
     assert "| blind | identity |" in to_markdown(board)
+
+
+def test_rescore_equals_a_direct_evaluation_and_needs_saved_images(dataset: Path, capsys) -> None:
+    import json as _json
+
+    saved = evaluate(dataset, EvaluationSettings(model="tv-chambolle", model_options={"weight": 0.03}, save_images=True))
+    assert main(["rescore", str(saved.run_dir), "--profile", "basicsr-y"]) == 0
+    direct = evaluate(dataset, EvaluationSettings(model="tv-chambolle", model_options={"weight": 0.03}, profile="basicsr-y"))
+    runs = [p for p in (dataset / "results" / "runs").iterdir() if "basicsr-y" in p.name]
+    rescored = next(p for p in runs if _json.loads((p / "record.json").read_text())["identity"].get("rescored_from"))
+    a = pd.read_parquet(rescored / "scores.parquet").sort_values(["task", "image", "metric"])["value"].to_numpy()
+    b = direct.scores.sort_values(["task", "image", "metric"])["value"].to_numpy()
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    capsys.readouterr()
+    plain = next(p for p in (dataset / "results" / "runs").iterdir() if p.name.startswith("identity-full-cirbench"))
+    assert main(["rescore", str(plain), "--profile", "basicsr-y"]) == 1
+    assert "repeat the evaluation with --save-images" in capsys.readouterr().err
+
+
+def test_evaluate_metrics_option_and_a_model_object(dataset: Path) -> None:
+    from cirbench.models import load_model
+
+    outcome = evaluate(dataset, EvaluationSettings(model=load_model("identity"), metrics=("psnr",), method="obj"))
+    assert set(outcome.scores["metric"]) == {"psnr"} and outcome.record["model"]["spec"].startswith("object ")
+    assert outcome.record["identity"]["metrics"] == ["psnr"]
+    with pytest.raises(Exception, match="not a RestorationModel"):
+        evaluate(dataset, EvaluationSettings(model=object()))

@@ -1,4 +1,4 @@
-"""``cirbench evaluate``: score a restoration model on a built dataset, with a progress bar and a run summary.
+"""``cirbench evaluate`` and ``cirbench rescore``: score a model (or a run's saved images) on a built dataset.
 
 Thin layer over cirbench.evaluation.evaluate; prints skipped-metric warnings and where the results went.
 """
@@ -50,6 +50,7 @@ def evaluate_command(
     profile: Annotated[str, typer.Option("--profile", help="Metric profile: cirbench, basicsr-y, matlab-y, car, pyiqa, compressai")] = "cirbench",
     method: Annotated[str | None, typer.Option("--method", help="Leaderboard label (default: the model name, plus @ and 8 hex digits of the checkpoint sha256)")] = None,
     force: Annotated[bool, typer.Option("--force", help="Discard this run's earlier results and start over")] = False,
+    metrics: Annotated[list[str] | None, typer.Option("--metrics", help="Only these metrics of the profile (comma-separated)")] = None,
 ) -> None:
     """Restore every (image, task) of DATASET with a model and score it against HR (resumable)."""
     from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
@@ -58,7 +59,28 @@ def evaluate_command(
         model=model, checkpoint=str(checkpoint) if checkpoint else None, model_options=parse_options(option),
         tasks=split_names(tasks), device=device, protocol=protocol, batch=batch, tile=tile,
         overlap=overlap, save_images=save_images, profile=profile, method=method, force=force,
+        metrics=split_names(metrics),
     )  # fmt: skip
+    outcome = _run_with_progress(lambda advance, warn: evaluate(dataset, settings, progress=advance, warn=warn))
+    if save_images:
+        console.print(f"restored images: {outcome.run_dir / 'images'}/<task folder>/<image>.png", highlight=False, soft_wrap=True)
+
+
+@app.command("rescore")
+def rescore_command(
+    run: Annotated[Path, typer.Argument(help="A run folder: OUT/<name>/results/runs/<run> (made with --save-images)")],
+    profile: Annotated[str, typer.Option("--profile", help="Metric profile to score the saved images under")] = "cirbench",
+    metrics: Annotated[list[str] | None, typer.Option("--metrics", help="Only these metrics (comma-separated)")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (metrics only)")] = "cpu",
+) -> None:
+    """Score the saved restored images of an earlier run under another profile, without running the model."""
+    from cirbench.evaluation.rescore import rescore
+
+    _run_with_progress(lambda advance, warn: rescore(run, profile, split_names(metrics), device, advance, warn))
+
+
+def _run_with_progress(call):
+    """Run an evaluation with a progress bar, then print its summary line and per-task means."""
     columns = (
         TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("eta"), TimeRemainingColumn(),
@@ -73,7 +95,7 @@ def evaluate_command(
         def advance(done: int, total: int, task: str) -> None:
             progress.update(bar, completed=done, total=total, description=task)
 
-        outcome = evaluate(dataset, settings, progress=advance, warn=warn)
+        outcome = call(advance, warn)
     record = outcome.record
     timings = record["timings"]
     console.print(
@@ -86,6 +108,7 @@ def evaluate_command(
     _print_means(outcome.scores, list(record["metrics"]))
     if outcome.skipped_metrics:
         console.print(f"[yellow]skipped metrics:[/] {', '.join(outcome.skipped_metrics)} (see record.json)")
+    return outcome
 
 
 def _print_means(scores: pd.DataFrame, metrics: list[str]) -> None:

@@ -23,7 +23,7 @@ from cirbench.evaluation.run_record import finish_record, now_utc, run_identity,
 from cirbench.evaluation.scorer import Scorer
 from cirbench.evaluation.session import EvaluationSession, Progress
 from cirbench.fileio import sha256_file
-from cirbench.models import ModelInfo, RestorationModel, load_model
+from cirbench.models import ModelError, ModelInfo, RestorationModel, load_model
 from cirbench.models.checkpoints import CheckpointError
 from cirbench.models.tiling import check_tiling
 from cirbench.tasks import Task
@@ -35,7 +35,7 @@ DEFAULT_OVERLAP = 32
 class EvaluationSettings:
     """Everything `cirbench evaluate` takes besides the dataset."""
 
-    model: str
+    model: str | RestorationModel  # registry name, module:factory, or a model object (from Python)
     checkpoint: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
     tasks: tuple[str, ...] = ()
@@ -49,6 +49,8 @@ class EvaluationSettings:
     method: str | None = None  # leaderboard label; default: model name (+ @sha8 of the checkpoint)
     force: bool = False
     preview_images: int = 2  # first N images of each task get a centre-crop preview for the report
+    metrics: tuple[str, ...] = ()  # only these of the profile's metrics (result or metric names); () = all
+    rescored_from: str | None = None  # run id whose saved images are scored again (cirbench rescore)
 
 
 @dataclass
@@ -102,6 +104,16 @@ def _pending(ds: BuiltDataset, tasks: list[Task], done: pd.DataFrame, scorer: Sc
     return pending
 
 
+def _model_of(settings: EvaluationSettings) -> RestorationModel:
+    """The model to evaluate: built from its name, or the object passed in (checked like a built one)."""
+    if isinstance(settings.model, str):
+        return load_model(settings.model, checkpoint=settings.checkpoint, device=settings.device, **settings.model_options)
+    model = settings.model
+    if not isinstance(getattr(model, "info", None), ModelInfo) or not callable(getattr(model, "restore", None)):
+        raise ModelError(f"{type(model).__name__} is not a RestorationModel (needs .info: ModelInfo and .restore)")
+    return model
+
+
 def _method_label(model: RestorationModel, settings: EvaluationSettings, sha: str | None) -> str:
     if settings.method:
         return settings.method
@@ -124,12 +136,11 @@ def evaluate(
     sha = sha256_file(settings.checkpoint) if settings.checkpoint else None
     if settings.device == "cpu":
         keep_freed_memory()
-    model = load_model(settings.model, checkpoint=settings.checkpoint, device=settings.device, **settings.model_options)
-    model = model.to(settings.device)
+    model = _model_of(settings).to(settings.device)
     settings = _effective_tiling(settings, model.info)
     if settings.tile is not None:
         check_tiling(settings.tile, settings.overlap, model.info.size_multiple)
-    scorer = Scorer(settings.profile, settings.device, warn=warn or (lambda message: None))
+    scorer = Scorer(settings.profile, settings.device, warn=warn or (lambda message: None), only=settings.metrics)
     method = _method_label(model, settings, sha)
     identity = run_identity(ds, model.info, settings, sha, scorer.profile_name)
     store = ResultsStore(ds.results_dir())

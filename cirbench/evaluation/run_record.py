@@ -64,6 +64,8 @@ def run_identity(dataset: Any, info: Any, settings: Any, checkpoint_sha: str | N
         "profile": profile,
         "tile": settings.tile,
         "overlap": settings.overlap if settings.tile else 0,
+        **({"metrics": sorted(settings.metrics)} if getattr(settings, "metrics", ()) else {}),
+        **({"rescored_from": settings.rescored_from} if getattr(settings, "rescored_from", None) else {}),
     }
 
 
@@ -76,7 +78,8 @@ def start_record(previous: dict[str, Any], identity: dict[str, Any], info: Any, 
             "run_id": run_key_hash(identity),
             "identity": identity,
             "method": method,
-            "model": {"spec": settings.model, **asdict(info)},
+            "model": {"spec": settings.model if isinstance(settings.model, str) else f"object {type(settings.model).__name__}",
+                      **asdict(info)},  # fmt: skip
             "checkpoint": checkpoint,
             "mode": "oracle" if info.needs_task_label else "blind",
             "protocol": settings.protocol,

@@ -34,16 +34,17 @@ class Scorer:
     skipped: dict[str, str] = field(default_factory=dict)
     image_skips: dict[str, int] = field(default_factory=dict)  # result name -> images a metric could not score
     profile_description: str = ""
+    only: tuple[str, ...] = ()  # result or metric names chosen beside the profile (evaluate --metrics); () = all
 
     def __post_init__(self) -> None:
         from cirbench.metrics import create_metric
-        from cirbench.metrics.profiles import get_profile
+        from cirbench.metrics.profiles import get_profile, select_specs
 
         profile = get_profile(self.profile_name)
         self.profile_name = profile.name
         self.profile_description = getattr(profile, "description", "")
         unavailable: dict[str, list[str]] = {}  # reason -> result names (one warning per missing file)
-        for spec in profile.metrics:
+        for spec in select_specs(profile.name, self.only):
             try:
                 metric = create_metric(spec.metric, device=self.device, **dict(spec.options))
             except WeightsUnavailable as exc:

@@ -23,7 +23,7 @@ from cirbench.errors import CirbenchError
 from cirbench.fileio import declared_bits_per_sample, write_text_atomic
 from cirbench.metrics import MetricError, create_metric
 from cirbench.metrics.aggregate import CONVENTION, count_inf, set_mean
-from cirbench.metrics.profiles import DEFAULT_PROFILE, MetricSpec, flatten_set_result, get_profile
+from cirbench.metrics.profiles import DEFAULT_PROFILE, MetricSpec, flatten_set_result, get_profile, select_specs
 from cirbench.weights.manager import WeightsUnavailable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -152,18 +152,6 @@ def _score_one(pair: ImagePair, ref: torch.Tensor, test: torch.Tensor, built, no
             notes.skipped.setdefault(spec.result_name, []).append(pair.stem)
             notes.reasons.setdefault(spec.result_name, str(exc))
     return row
-
-
-def select_specs(profile: str, metrics: Sequence[str] | None) -> list[MetricSpec]:
-    """The profile's specs, or only those named (by result or metric name); other names use metric defaults."""
-    chosen = get_profile(profile)
-    if not metrics:
-        return list(chosen.metrics)
-    specs = []
-    for name in metrics:
-        match = [s for s in chosen.metrics if name in (s.result_name, s.metric)]
-        specs.append(match[0] if match else MetricSpec(name, name, {}))
-    return specs
 
 
 def _build(

@@ -5,6 +5,7 @@ Each profile lists (result name, metric, options); the profile name is stored wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,3 +122,15 @@ def flatten_set_result(result_name: str, metric_name: str, result: dict[str, Any
     for index, (key, value) in enumerate(result.items()):
         flat[result_name if index == 0 else f"{result_name}_{key.removeprefix(metric_name + '_')}"] = value
     return flat
+
+
+def select_specs(profile: str, metrics: Sequence[str] | None) -> list[MetricSpec]:
+    """The profile's specs, or only those named (by result or metric name); other names use metric defaults."""
+    chosen = get_profile(profile)
+    if not metrics:
+        return list(chosen.metrics)
+    specs = []
+    for name in metrics:
+        match = [s for s in chosen.metrics if name in (s.result_name, s.metric)]
+        specs.append(match[0] if match else MetricSpec(name, name, {}))
+    return specs
