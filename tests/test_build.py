@@ -133,8 +133,10 @@ def test_learned_tasks_are_reported_unavailable_and_the_rest_builds(small_source
     args = ["build", str(small_sources), str(tmp_path / "out"), "--tasks", "JPEG_10,PSNR_1", "--tasks", "HIFI_1"]
     assert main(args) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "unavailable: PSNR_1" in text and "unavailable: HIFI_1" in text
-    assert "cirbench weights import" in text and "cheng2020-anchor-1-dad2ebff.pth.tar" in text
+    assert "unavailable: 2 learned task(s) (PSNR_1, HIFI_1)" in text and "cirbench weights list" in text
+    assert len([line for line in text.split("unavailable:") if line.strip()]) == 2  # one summary line
+    details = json.loads((tmp_path / "out" / "src" / "build.json").read_text())["outcome"]["unavailable_tasks"]
+    assert "cirbench weights import" in details["PSNR_1"] and "cheng2020-anchor-1-dad2ebff.pth.tar" in details["PSNR_1"]
     assert len(list((tmp_path / "out" / "src" / "JPEG_10").glob("*.png"))) == 3
 
 

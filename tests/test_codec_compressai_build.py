@@ -39,8 +39,10 @@ def test_build_codes_learned_tasks_and_rebuilds_byte_identically(
     args = ["build", str(small_sources), str(tmp_path / "a"), "--task-set", str(learned_taskset), "--keep-bitstreams"]
     assert main(args) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "unavailable: PSNR_1" in text and "cheng2020-anchor-1-dad2ebff.pth.tar" in text  # zoo file absent
+    assert "unavailable: 1 learned task(s) (PSNR_1)" in text  # zoo file absent
     root = tmp_path / "a" / "src"
+    unavailable = json.loads((root / "build.json").read_text())["outcome"]["unavailable_tasks"]
+    assert "cheng2020-anchor-1-dad2ebff.pth.tar" in unavailable["PSNR_1"]
     frame = read_manifest_table(root)
     tiny = frame[frame["task"] == "TINY_1"]
     assert len(tiny) == 3 and not (root / "PSNR_1").exists()

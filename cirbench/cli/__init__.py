@@ -54,6 +54,21 @@ def split_names(values: list[str] | None) -> tuple[str, ...]:
     return tuple(n.strip() for v in values or [] for n in v.split(",") if n.strip())
 
 
+def task_names(values: list[str] | None) -> tuple[str, ...]:
+    """``--tasks`` values as task names; a task-set name or TOML path there is a usage error naming --task-set."""
+    from cirbench.tasks import shipped_tasksets
+
+    names = split_names(values)
+    for name in names:
+        if name in shipped_tasksets() or name.endswith(".toml"):
+            raise typer.BadParameter(
+                f"'{name}' is a task set; --tasks takes task names (e.g. JPEG_10,HEVC_37). Use --task-set {name}"
+                " when building",
+                param_hint="--tasks",
+            )
+    return names
+
+
 def _load_commands() -> None:
     for info in pkgutil.iter_modules(__path__):
         if not info.name.startswith("_"):

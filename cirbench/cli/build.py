@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cirbench.build.sources import DEFAULT_MAX_PIXELS, verify_source
-from cirbench.cli import EXIT_ERRORS, app, console, err_console, split_names
+from cirbench.cli import EXIT_ERRORS, app, console, err_console, task_names
 
 if TYPE_CHECKING:
     from cirbench.build.builder import BuildReport
@@ -40,8 +40,17 @@ class RichBuildProgress:
 
 
 def _print_report(report: BuildReport) -> None:
-    for task, reason in report.unavailable.items():
-        console.print(f"[yellow]unavailable:[/] {task}: {reason}", highlight=False, soft_wrap=True)
+    if report.unavailable:
+        missing_weights = [t for t, reason in report.unavailable.items() if "weights" in reason]
+        others = {t: r for t, r in report.unavailable.items() if t not in missing_weights}
+        if missing_weights:
+            console.print(
+                f"[yellow]unavailable:[/] {len(missing_weights)} learned task(s) ({', '.join(missing_weights)}) need "
+                "weight files that are not in the cache: `cirbench weights list` names them and how to get them",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
+        for task, reason in others.items():
+            console.print(f"[yellow]unavailable:[/] {task}: {reason}", highlight=False, soft_wrap=True)
     if report.dry_run:
         console.print(
             f"dry run: {report.sources} sources; would code {report.would_build} (image, task) entries; "
@@ -63,18 +72,6 @@ def _print_report(report: BuildReport) -> None:
         err_console.print(f"[bold red]{len(report.failures)} failure(s):[/]")
         for line in report.failures:
             err_console.print(f"  {line}", highlight=False, soft_wrap=True)
-
-
-def _hint_task_set(names: list[str] | None) -> None:
-    """``--tasks`` takes task names; a task-set name or TOML path there is a usage error with the right option."""
-    from cirbench.tasks import shipped_tasksets
-
-    for name in names or []:
-        if name in shipped_tasksets() or name.endswith(".toml"):
-            raise typer.BadParameter(
-                f"'{name}' is a task set; --tasks takes task names (e.g. JPEG_10,HEVC_37). Use --task-set {name}",
-                param_hint="--tasks",
-            )
 
 
 @app.command()
@@ -104,8 +101,7 @@ def build(
     if len(paths) not in (1, 2):
         raise typer.BadParameter("give [SOURCE] OUT: one or two paths", param_hint="[SOURCE] OUT")
     source, out = (None, paths[0]) if len(paths) == 1 else (paths[0], paths[1])
-    names = list(split_names(tasks)) or None
-    _hint_task_set(names)
+    names = list(task_names(tasks)) or None
     options = BuildOptions(
         out=out, source=source, taskset=task_set, name=name, tasks=names, jobs=jobs, keep_bitstreams=keep_bitstreams,
         force=force, dry_run=dry_run, fail_fast=fail_fast, max_pixels=max_pixels, scheduler=scheduler,

@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cirbench.cli import app, console, err_console, split_names
+from cirbench.cli import app, console, err_console, split_names, task_names
 from cirbench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def evaluate_command(
 
     settings = EvaluationSettings(
         model=model, checkpoint=str(checkpoint) if checkpoint else None, model_options=parse_options(option),
-        tasks=split_names(tasks), device=device, protocol=protocol, batch=batch, tile=tile,
+        tasks=task_names(tasks), device=device, protocol=protocol, batch=batch, tile=tile,
         overlap=overlap, save_images=save_images, profile=profile, method=method, force=force,
         metrics=split_names(metrics),
     )  # fmt: skip

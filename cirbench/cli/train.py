@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cirbench.cli import app, console, split_names
+from cirbench.cli import app, console, task_names
 from cirbench.cli.evaluate import parse_options
 from cirbench.training.config import load_config
 
@@ -81,7 +81,7 @@ def train_command(
     with Progress(*columns, console=console, transient=False) as progress:
         on_event = _progress_printer(progress, progress.add_task("train", total=settings.steps), model)
         result = train(
-            model, data, tasks=list(split_names(tasks)) or None, config=settings, out=out, resume=resume,
+            model, data, tasks=list(task_names(tasks)) or None, config=settings, out=out, resume=resume,
             device=device, init_checkpoint=str(init) if init else None, stop_after=stop_after, on_event=on_event,
         )  # fmt: skip
     if result.finished:

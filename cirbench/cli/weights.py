@@ -48,7 +48,7 @@ def list_weights(
 
     table = Table(title=f"weights cache: {cache_dir()}")
     for column in ("file", "status", "purpose", "licence") + (("url",) if urls else ()):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=column == "file", overflow="fold")
     for spec in _catalogue().values():
         status = weight_status(spec)
         colour = {"ok": "green", "missing": "yellow"}.get(status, "red")

@@ -6,6 +6,7 @@ A learned bitstream is: 2-byte magic, 1-byte version, the coded latent shape and
 from __future__ import annotations
 
 import struct
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
@@ -17,6 +18,10 @@ from cirbench.errors import CodecError, CodecUnavailable, ConfigError
 from cirbench.fileio import sha256_file
 
 CONTAINER_VERSION = 1
+
+# CompressAI's entropy models call torch.jit.script at import, which recent torch marks deprecated with a
+# FutureWarning on every start. It says nothing about cirbench's results: that one message is silenced.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
 
 def _write_varint(value: int) -> bytes:
