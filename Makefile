@@ -38,7 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_compare.py --out benchmarks/results/bench_compare.json
 
 lint: $(STAMP)
-	$(BIN)/ruff check cirbench tests benchmarks
+	$(BIN)/ruff check cirbench tests benchmarks examples
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache
