@@ -35,14 +35,16 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_report_writes_plots_crops_and_a_page_linking_them(reported: tuple[Path, Path]) -> None:
     _, out = reported
     page = (out / "index.html").read_text(encoding="utf-8")
-    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    plots = sorted(p.name for p in (out / "plots" / "tiny").glob("*.png"))
     assert {"codec_bars_psnr.png", "levels_psnr.png", "inputs_bpp_vs_psnr.png"} <= set(plots)
     assert any(name.endswith("_vs_psnr.png") and not name.startswith("inputs") for name in plots)
-    crops = sorted((out / "crops").glob("*.png"))
-    assert [c.name for c in crops] == ["crop_JPEG_10_img0.png", "crop_WEBP_5_img0.png"]  # hardest level per codec
+    crops = sorted(c.name for c in (out / "crops" / "tiny").glob("*.png"))
+    # breadth first: hardest and easiest level of every codec, then the second image
+    assert crops == ["crop_JPEG_10_img0.png", "crop_JPEG_10_img1.png", "crop_JPEG_30_img0.png",
+                     "crop_JPEG_30_img1.png", "crop_WEBP_5_img0.png", "crop_WEBP_5_img1.png"]  # fmt: skip
     for name in plots:
-        assert f"plots/{name}" in page
-        with Image.open(out / "plots" / name) as image:
+        assert f"plots/tiny/{name}" in page
+        with Image.open(out / "plots" / "tiny" / name) as image:
             assert image.size[0] > 300 and np.asarray(image.convert("L")).std() > 5
     assert "<td class='method'>identity</td>" in page and "<td class='method'>tv-chambolle</td>" in page
     assert "<script" not in page and "http" not in page.split("</style>")[1]
@@ -52,7 +54,7 @@ def test_side_by_side_crop_shows_hr_lq_and_every_method(reported: tuple[Path, Pa
     dataset, out = reported
     ds = BuiltDataset.open(dataset)
     hr, lq = read_rgb(ds.hr_path("img0")), read_rgb(ds.lq_path(ds.task("JPEG_10"), "img0"))
-    figure = read_rgb(out / "crops" / "crop_JPEG_10_img0.png")
+    figure = read_rgb(out / "crops" / "tiny" / "crop_JPEG_10_img0.png")
     height, width = hr.shape[:2]  # 48 x 64: smaller than the 128 px preview, so the whole image is shown
     zoom = panel_scale(height, width)
     top = TITLE_HEIGHT + LABEL_HEIGHT
@@ -61,10 +63,9 @@ def test_side_by_side_crop_shows_hr_lq_and_every_method(reported: tuple[Path, Pa
         left = index * (width * zoom + PANEL_GAP)
         return figure[top : top + height * zoom : zoom, left : left + width * zoom : zoom]
 
-    assert figure.shape[1] == 4 * width * zoom + 3 * PANEL_GAP  # HR | LQ | identity | tv-chambolle
+    assert figure.shape[1] == 3 * width * zoom + 2 * PANEL_GAP  # HR | LQ | tv-chambolle (the LQ shown once)
     assert np.array_equal(panel(0), hr) and np.array_equal(panel(1), lq)
-    assert np.array_equal(panel(2), lq)  # identity restores nothing
-    assert not np.array_equal(panel(3), lq)  # the filter changed the image
+    assert not np.array_equal(panel(2), lq)  # the filter changed the image
 
 
 def test_report_needs_a_run_it_can_show(tmp_path: Path) -> None:
@@ -102,3 +103,38 @@ def test_page_renders_in_headless_chromium(reported: tuple[Path, Path], tmp_path
     best = np.all(np.abs(pixels.astype(int) - BEST_RGB) <= 2, axis=1).sum()
     assert header > 2000 and best > 300  # the leaderboard table's header row and its best cells are drawn
     shutil.copy(shot, out / "screenshot.png")
+
+
+def test_report_groups_modes_marks_partial_runs_and_covers_several_datasets(tmp_path: Path, monkeypatch) -> None:
+    import matplotlib.pyplot as plt
+    from test_evaluate import TOY
+
+    from cirbench.compare import plots
+    from cirbench.compare.figures import family_means
+    from cirbench.compare.leaderboard import build_leaderboard
+
+    first = build_tiny(tmp_path / "a", SMALL_CROPS)
+    second = build_tiny(tmp_path / "b", SMALL_CROPS[:2])
+    evaluate(first, EvaluationSettings(model="tv-chambolle"))
+    evaluate(first, EvaluationSettings(model="identity", method="worst-only", tasks=("JPEG_10",)))
+    monkeypatch.syspath_prepend(str(TOY / "src"))
+    log = str(tmp_path / "oracle.jsonl")
+    evaluate(second, EvaluationSettings(model="cirbench_toy_plugin:create_oracle", model_options={"log": log}))
+    import json as _json
+
+    build = _json.loads((second / "build.json").read_text())
+    (second / "build.json").write_text(_json.dumps({**build, "dataset": "second"}))
+    outcome = write_report([first, second], tmp_path / "report")
+    page = outcome.index.read_text()
+    assert "id=\"tiny\"" in page and "id=\"second\"" in page
+    assert "<h4>oracle methods (told the task label at inference)</h4>" in page
+    assert "Best and worst images per method" in page
+    table = build_leaderboard([BuiltDataset.open(first)]).table
+    bars = family_means(table, "psnr", ["JPEG", "WEBP"])
+    assert "worst-only" not in set(bars["method"])  # a partial family is not averaged into a bar
+    assert plots.method_colour("identity") == plots.IDENTITY_COLOUR
+    assert plots.method_colour("tv-chambolle") == plots.method_colour("tv-chambolle") != plots.IDENTITY_COLOUR
+    figure, axes = plt.subplots()
+    plots._limits(axes, np.array([0.81, 0.83, 0.86]))
+    assert axes.get_ylim()[0] > 0.7  # SSIM axes are not drawn from 0
+    plt.close(figure)

@@ -1,4 +1,4 @@
-"""``cirbench report``: write the static HTML report (leaderboard, plots, side-by-side crops) of a dataset.
+"""``cirbench report``: write the static HTML report (leaderboard, plots, side-by-side crops) of one or more datasets.
 
 Thin layer over cirbench.compare.report.
 """
@@ -15,7 +15,7 @@ from cirbench.cli import app, console, err_console
 
 @app.command("report")
 def report_command(
-    dataset: Annotated[Path, typer.Argument(help="A built dataset folder (OUT/<name>) with evaluated runs")],
+    datasets: Annotated[list[Path], typer.Argument(help="Built dataset folders (OUT/<name>) with evaluated runs")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write index.html, plots/ and crops/ into")],
     protocol: Annotated[str | None, typer.Option("--protocol", help="Runs of this protocol (default: full)")] = None,
     profile: Annotated[str | None, typer.Option("--profile", help="Runs of this metric profile (default: cirbench)")] = None,
@@ -26,7 +26,7 @@ def report_command(
     def warn(message: str) -> None:
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
-    outcome = write_report(dataset, out, protocol, profile, warn=warn)
+    outcome = write_report(list(datasets), out, protocol, profile, warn=warn)
     console.print(
         f"report: {len(outcome.plots)} plots, {len(outcome.crops)} side-by-side crops -> {outcome.index}",
         highlight=False,

@@ -31,29 +31,57 @@ def _save(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
-def codec_bars(task_means: pd.DataFrame, metric: str, families: list[str], path: Path) -> Path:
-    """Grouped bars: per codec family, the mean of ``metric`` over its tasks, one bar per method."""
-    rows = task_means[task_means["metric"] == metric]
-    table = rows.groupby(["codec", "method"])["value"].mean().unstack("method").reindex(families).dropna(how="all")
-    methods = list(table.columns)
+IDENTITY_COLOUR = "#8c8c8c"
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+           "#393b79", "#637939", "#843c39")  # fmt: skip
+
+
+def method_colour(method: str) -> str:
+    """The same colour for a method in every report (from a hash of its name); identity is always grey."""
+    import zlib
+
+    if method == "identity":
+        return IDENTITY_COLOUR
+    return PALETTE[zlib.crc32(method.encode("utf-8")) % len(PALETTE)]
+
+
+def _limits(axes, values: np.ndarray) -> None:
+    """Axes that show the differences: the data range plus a margin, never forced to start at 0."""
+    finite = values[np.isfinite(values)]
+    if finite.size:
+        low, high = float(finite.min()), float(finite.max())
+        margin = max(0.15 * (high - low), 1e-3 * max(1.0, abs(high)))
+        axes.set_ylim(low - margin, high + margin)
+
+
+def codec_bars(family_means: pd.DataFrame, metric: str, families: list[str], path: Path) -> Path:
+    """Per complete codec family, one bar per method (identity first, grey) with its 95 % interval.
+
+    ``family_means``: method, family, value, low, high; families a method does not cover completely are absent.
+    """
+    table = family_means.pivot_table(index="family", columns="method", values="value", aggfunc="first")
+    table = table.reindex([f for f in families if f in table.index])
+    methods = sorted(table.columns, key=lambda m: (m != "identity", m))
     figure, axes = plt.subplots(figsize=(max(5.0, 1.1 * len(table) * max(1, len(methods)) / 2 + 2), 3.6))
     width = 0.8 / max(1, len(methods))
     positions = np.arange(len(table))
     for index, method in enumerate(methods):
-        values = table[method].replace([np.inf, -np.inf], np.nan).to_numpy()
-        axes.bar(positions + (index - (len(methods) - 1) / 2) * width, values, width, label=method)
+        rows = family_means[family_means["method"] == method].set_index("family").reindex(table.index)
+        values = rows["value"].replace([np.inf, -np.inf], np.nan).to_numpy(dtype=float)
+        errors = np.vstack([values - rows["low"].to_numpy(dtype=float), rows["high"].to_numpy(dtype=float) - values])
+        axes.bar(positions + (index - (len(methods) - 1) / 2) * width, values, width, label=method,
+                 color=method_colour(method), yerr=np.nan_to_num(errors), capsize=2)  # fmt: skip
     axes.set_xticks(positions, list(table.index))
     axes.set_ylabel(metric)
-    axes.set_title(f"{metric}: mean per codec")
+    axes.set_title(f"{metric}: mean per codec (complete families only; bars: 95 % interval)")
     axes.legend(fontsize="small")
-    finite = table.replace([np.inf, -np.inf], np.nan).stack()
-    if not finite.empty and metric.startswith("psnr"):
-        axes.set_ylim(max(0.0, float(finite.min()) - 2.0), float(finite.max()) + 1.0)
+    _limits(axes, np.concatenate([family_means["low"].to_numpy(float), family_means["high"].to_numpy(float),
+                                  family_means["value"].to_numpy(float)]))  # fmt: skip
     return _save(figure, path)
 
 
 def level_curves(task_means: pd.DataFrame, metric: str, families: list[str], tasks: list[str], path: Path) -> Path:
-    """One panel per codec family: ``metric`` against the task level, one line per method."""
+    """One panel per codec family: ``metric`` against the task level, one line per method (identity dashed grey)."""
     rows = task_means[task_means["metric"] == metric]
     present = [f for f in families if f in set(rows["codec"])]
     figure, axes = plt.subplots(1, max(1, len(present)), figsize=(3.2 * max(1, len(present)), 3.2), squeeze=False)
@@ -63,10 +91,13 @@ def level_curves(task_means: pd.DataFrame, metric: str, families: list[str], tas
         for method, group in of_family.groupby("method"):
             by_task = group.set_index("task")["value"].reindex(order)
             levels = group.drop_duplicates("task").set_index("task")["level"].reindex(order)
-            panel.plot(list(levels), by_task.replace([np.inf, -np.inf], np.nan).to_numpy(), marker="o", label=method)
+            style = {"linestyle": "--"} if method == "identity" else {}
+            panel.plot(list(levels), by_task.replace([np.inf, -np.inf], np.nan).to_numpy(), marker="o", label=method,
+                       color=method_colour(str(method)), **style)  # fmt: skip
         panel.set_title(family)
         panel.set_xlabel("level")
         panel.set_ylabel(metric)
+        _limits(panel, of_family["value"].to_numpy(dtype=float))
     axes[0][0].legend(fontsize="small")
     return _save(figure, path)
 
@@ -76,7 +107,7 @@ def perception_distortion(task_means: pd.DataFrame, x_metric: str, y_metric: str
     wide = task_means.pivot_table(index=["method", "task"], columns="metric", values="value").reset_index()
     figure, axes = plt.subplots(figsize=(5.2, 4.0))
     for method, group in wide.groupby("method"):
-        axes.scatter(group[x_metric], group[y_metric], label=method, s=22)
+        axes.scatter(group[x_metric], group[y_metric], label=method, s=22, color=method_colour(str(method)))
     axes.set_xlabel(x_metric)
     axes.set_ylabel(y_metric)
     axes.set_title(f"{y_metric} against {x_metric} (one point per task)")

@@ -259,8 +259,9 @@ def _flat(identity: dict[str, Any], prefix: str = "") -> dict[str, str]:
 def distinguishing_labels(method: str, identities: list[dict[str, Any]]) -> list[str]:
     """``method`` for a lone configuration; else ``method[k=v,...]`` naming the settings that differ.
 
-    Model options are named bare (``weight=0.05``), other fields by name (``tile=256``); a run whose differing
-    settings are all defaults is ``method[defaults]``; labels that would collide or run long use the run id.
+    Model options are named bare (``weight=0.05``), other fields by name (``tile=256``), a rescored run as
+    ``[rescored]``; a run whose differing settings are all unset keeps the bare ``method``; labels that would
+    collide or run long use the run id.
     """
     if len(identities) < 2:
         return [method] * len(identities)
@@ -273,12 +274,15 @@ def distinguishing_labels(method: str, identities: list[dict[str, Any]]) -> list
     labels = []
     for flat, identity in zip(flats, identities, strict=True):
         parts = [
-            f"{k.removeprefix('model_options.')}={flat[k].strip(chr(34))}"
+            "rescored" if k == "rescored_from" else f"{k.removeprefix('model_options.')}={flat[k].strip(chr(34))}"
             for k in differing
             if flat.get(k, "null") not in ("null", "{}")
         ]
-        text = ",".join(parts) or "defaults"
-        labels.append(f"{method}[{text}]" if len(text) <= 60 else f"{method}[{run_key_hash(identity)[:8]}]")
+        text = ",".join(parts)
+        if not text:
+            labels.append(method)
+        else:
+            labels.append(f"{method}[{text}]" if len(text) <= 60 else f"{method}[{run_key_hash(identity)[:8]}]")
     if len(set(labels)) < len(labels):  # fall back to the run ids, always distinct
         labels = [f"{method}[{run_key_hash(identity)[:8]}]" for identity in identities]
     return labels

@@ -1,0 +1,136 @@
+"""The report's per-dataset figures and lists: plots from the leaderboard, side-by-side crops with their scores,
+and each method's best and worst images against the input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cirbench.compare import plots
+from cirbench.compare.leaderboard import IDENTITY, OVERALL, Leaderboard
+from cirbench.dataset.reader import BuiltDataset, read_rgb
+from cirbench.evaluation.protocols import get_protocol, preview_box
+from cirbench.evaluation.results import ResultsStore
+from cirbench.metrics.aggregate import capped
+
+MAX_CROP_FIGURES = 12
+PREVIEW_IMAGES = 2
+
+
+def family_means(table: pd.DataFrame, metric: str, families: list[str]) -> pd.DataFrame:
+    """method, family, value, low, high of the complete-family means in the leaderboard rows ``table``."""
+    rows = []
+    for _, row in table.iterrows():
+        for family in families:
+            column = f"{family} mean/{metric}"
+            if column in row and not pd.isna(row[column]):
+                rows.append({"method": row["method"], "family": family, "value": row[column],
+                             "low": row.get(f"{column}/low"), "high": row.get(f"{column}/high")})  # fmt: skip
+    return pd.DataFrame(rows, columns=["method", "family", "value", "low", "high"])
+
+
+def make_plots(ds: BuiltDataset, board: Leaderboard, table: pd.DataFrame, means: pd.DataFrame, out: Path) -> list[Path]:
+    families = list(dict.fromkeys(t.family for t in ds.tasks))
+    tasks = [t.name for t in ds.tasks]
+    written = []
+    metrics = [m for m in board.metrics if m in set(means["metric"])]  # this profile's metrics only
+    for metric in metrics:
+        bars = family_means(table, metric, families)
+        if not bars.empty:
+            written.append(plots.codec_bars(bars, metric, families, out / f"codec_bars_{metric}.png"))
+        written.append(plots.level_curves(means, metric, families, tasks, out / f"levels_{metric}.png"))
+    if "psnr" in metrics:
+        perceptual = next((m for m in ("lpips", "dists", "ssim") if m in metrics), None)
+        if perceptual is not None:
+            written.append(plots.perception_distortion(means, "psnr", perceptual, out / f"{perceptual}_vs_psnr.png"))
+    written.append(plots.rate_distortion(ds.manifest, out / "inputs_bpp_vs_psnr.png"))
+    return written
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+def _label(name: str, crop: np.ndarray, hr: np.ndarray, lpips: float | None) -> str:
+    text = f"{name}  {_psnr(crop, hr):.2f} dB"
+    return text + (f"  LPIPS {lpips:.3f}" if lpips is not None and np.isfinite(lpips) else "")
+
+
+def _lpips_of(scores: pd.DataFrame) -> dict[tuple[str, str, str], float]:
+    rows = scores[scores["metric"] == "lpips"]
+    return {(r.method, r.task, r.image): float(r.value) for r in rows.itertuples(index=False)}
+
+
+def crop_figures(ds: BuiltDataset, board: Leaderboard, methods: list[str], protocol: str, profile: str,
+                 out: Path) -> list[Path]:  # fmt: skip
+    """HR | LQ | each method on the same crop, for the first images at the hardest and easiest level of each codec.
+
+    Each panel is labelled with the crop's PSNR against HR (and the image's LPIPS when scored); the LQ is the
+    identity output, so it is shown once.
+    """
+    runs = {label: f for f, r, label in ResultsStore(ds.results_dir()).labelled_runs()
+            if (r["protocol"], r["profile"]) == (protocol, profile)}  # fmt: skip
+    shown = [m for m in methods if m in runs and m != IDENTITY]
+    lpips = _lpips_of(board.scores[board.scores["dataset"] == ds.name])
+    by_family: dict[str, list] = {}
+    for task in ds.tasks:
+        by_family.setdefault(task.family, []).append(task)
+    rounds = [(level, image) for image in range(PREVIEW_IMAGES) for level in (0, -1)]  # breadth first: every codec
+    candidates = [(levels[level], ds.images[image]) for level, image in rounds for levels in by_family.values()
+                  if image < len(ds.images)]  # fmt: skip
+    written: list[Path] = []
+    for task, stem in dict.fromkeys((t.name, s) for t, s in candidates):
+        if len(written) >= MAX_CROP_FIGURES:
+            break
+        figure = _crop_figure(ds, ds.task(task), stem, shown, runs, lpips, protocol, out)
+        if figure is not None:
+            written.append(figure)
+    return written
+
+
+def _crop_figure(ds, task, stem, methods, runs, lpips, protocol, out) -> Path | None:
+    previews = [(m, runs[m].previews_dir / task.folder / f"{stem}.png") for m in methods]
+    previews = [(m, p) for m, p in previews if p.is_file()]
+    if not previews:
+        return None
+    hr, lq = read_rgb(ds.hr_path(stem)), read_rgb(ds.lq_path(task, stem))
+    region = get_protocol(protocol).box(hr.shape[0], hr.shape[1], stem)
+    box = preview_box(region.height, region.width)
+    hr_crop, lq_crop = box.cut(region.cut(hr)), box.cut(region.cut(lq))
+    panels = [("HR", hr_crop), (_label(f"LQ {task.name}", lq_crop, hr_crop, lpips.get((IDENTITY, task.name, stem))), lq_crop)]
+    for method, path in previews:
+        crop = read_rgb(path)
+        panels.append((_label(method, crop, hr_crop, lpips.get((method, task.name, stem))), crop))
+    title = f"{ds.name} / {stem} / {task.name} (crop PSNR against HR)"
+    return plots.side_by_side(panels, title, out / f"crop_{task.folder}_{stem}.png")
+
+
+def extremes(board: Leaderboard, dataset: str, methods: list[str], count: int = 3) -> dict[str, pd.DataFrame]:
+    """Per method: its ``count`` best and worst (task, image) pairs by PSNR gain over the input."""
+    scores = board.scores[(board.scores["dataset"] == dataset) & (board.scores["metric"] == "psnr")]
+    identity = scores[scores["method"] == IDENTITY].set_index(["task", "image"])["value"]
+    found = {}
+    for method in methods:
+        if method == IDENTITY:
+            continue
+        mine = scores[scores["method"] == method].set_index(["task", "image"])["value"]
+        common = mine.index.intersection(identity.index)
+        if common.empty:
+            continue
+        gain = pd.Series(capped(mine[common]) - capped(identity[common]), index=common, name="gain").sort_values()
+        picked = pd.concat([gain.tail(count)[::-1], gain.head(count)])
+        frame = picked.reset_index().assign(psnr=capped(mine[picked.index]), kind=["best"] * min(count, len(gain))
+                                            + ["worst"] * (len(picked) - min(count, len(gain))))  # fmt: skip
+        found[method] = frame
+    return found
+
+
+def headline(table: pd.DataFrame) -> list[str]:
+    """Summary columns shown first: per-codec means, overall means, BD-rates."""
+    columns = [c for c in table.columns if c.count("/") == 1 and (c.split("/")[0].endswith((" mean", " BD-rate"))
+                                                                     or c.startswith(f"{OVERALL}/"))]  # fmt: skip
+    return columns
