@@ -51,6 +51,7 @@ class EvaluationSettings:
     preview_images: int = 2  # first N images of each task get a centre-crop preview for the report
     metrics: tuple[str, ...] = ()  # only these of the profile's metrics (result or metric names); () = all
     rescored_from: str | None = None  # run id whose saved images are scored again (cirbench rescore)
+    scheduler: str | None = None  # Dask scheduler address: work units go to its workers (not part of the identity)
 
 
 @dataclass
@@ -114,6 +115,20 @@ def _model_of(settings: EvaluationSettings) -> RestorationModel:
     return model
 
 
+def _run_pending(ds, model, scorer, folder, settings, method, pending, progress):
+    """(pairs restored, timings): here, or as work units on the Dask cluster of ``settings.scheduler``."""
+    if not settings.scheduler:
+        session = EvaluationSession(ds, model, scorer, folder, settings, method)
+        return session.run(pending, progress), session.timings
+    from cirbench.evaluation import distributed
+
+    base = {"dataset_root": str(ds.root.resolve()), "run_folder": str(folder.path.resolve()), "method": method,
+            "settings": distributed.distributable(settings)}  # fmt: skip
+    units = distributed.work_units(pending, scorer.has_distribution, base)
+    timings = distributed.run_on_cluster(settings.scheduler, units, progress)
+    return sum(len(stems) for stems in pending.values()), timings
+
+
 def _method_label(model: RestorationModel, settings: EvaluationSettings, sha: str | None) -> str:
     if settings.method:
         return settings.method
@@ -136,7 +151,9 @@ def evaluate(
     sha = sha256_file(settings.checkpoint) if settings.checkpoint else None
     if settings.device == "cpu":
         keep_freed_memory()
-    model = _model_of(settings).to(settings.device)
+    # with a scheduler the workers hold the models; here it only describes itself, on the CPU
+    model = _model_of(replace(settings, device="cpu") if settings.scheduler else settings)
+    model = model.to("cpu" if settings.scheduler else settings.device)
     settings = _effective_tiling(settings, model.info)
     if settings.tile is not None:
         check_tiling(settings.tile, settings.overlap, model.info.size_multiple)
@@ -151,12 +168,11 @@ def evaluate(
         record = start_record(folder.read_record(), identity, model.info, settings, method, sha, scorer, started)
         folder.write_record(record)
         pending = _pending(ds, tasks, folder.scores(), scorer)
-        session = EvaluationSession(ds, model, scorer, folder, settings, method)
-        evaluated = session.run(pending, progress)
+        evaluated, timings = _run_pending(ds, model, scorer, folder, settings, method, pending, progress)
         scores = folder.finalise()
         names = [t.name for t in tasks]
         total_s = time.perf_counter() - clock
-        record = finish_record(record, ds.task_names(), names, scorer.skipped, session.timings, total_s, evaluated, started)
+        record = finish_record(record, ds.task_names(), names, scorer.skipped, timings, total_s, evaluated, started)
         folder.write_record(record)
     reused = sum(1 for _ in ds.pairs(names)) - evaluated
     return EvaluationOutcome(folder.path, record, scores, evaluated, reused, dict(scorer.skipped))
