@@ -75,3 +75,10 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(dataset: 
     assert "internal error: RuntimeError: boom" in err and "--debug" in err and "Traceback" not in err
     assert main(["--debug", "info", str(dataset)]) == 1
     assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_no_torchscript_warning_and_unwrapped_weight_names() -> None:
+    result = subprocess.run([str(CIRBENCH), "weights", "list"], capture_output=True, text=True, timeout=120,
+                            cwd=REPO, env={**__import__("os").environ, "COLUMNS": "80"})  # fmt: skip
+    assert result.returncode == 0 and "torch.jit.script" not in result.stderr
+    assert "cheng2020_anchor-ms-ssim-1-20f521db.pth.tar" in result.stdout  # one line, even in 80 columns
