@@ -115,9 +115,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2, help="first N Kodak images (768x512 each)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda where available")
     parser.add_argument("--skip-stock", action="store_true", help="do not time CompressAI's unmodified loops")
+    parser.add_argument("--crop", type=int, default=0, help="use the top-left NxN of each image (0: whole image)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bench_learned_codecs.json")
     args = parser.parse_args()
     images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(args.kodak.glob("*.png"))[: args.images]]
+    if args.crop:
+        images = [np.ascontiguousarray(rgb[: args.crop, : args.crop]) for rgb in images]
     results = {}
     with tempfile.TemporaryDirectory(prefix="cirbench-learned-") as folder:
         for label, codec_name, options in configurations(Path(folder), args.device):
@@ -130,7 +133,7 @@ def main() -> None:
                 print(f"{stock}: {json.dumps(results[stock])}", flush=True)
     record = {
         "benchmark": "bench_learned_codecs",
-        "images": f"first {len(images)} Kodak images",
+        "images": f"first {len(images)} Kodak images" + (f", top-left {args.crop} px" if args.crop else ""),
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),

@@ -40,10 +40,10 @@ def _worker_model(model: str, checkpoint: str | None, device: str, options: tupl
 def run_unit(unit: WorkUnit) -> dict[str, float]:
     """On a worker: restore and score one unit into the run folder; returns its image count and timings."""
     from cirbench.dataset.reader import BuiltDataset
-    from cirbench.evaluation.evaluate import EvaluationSettings
     from cirbench.evaluation.results import RunFolder
     from cirbench.evaluation.scorer import Scorer
     from cirbench.evaluation.session import EvaluationSession
+    from cirbench.evaluation.settings import EvaluationSettings
 
     settings = EvaluationSettings(**{**unit.settings, "tasks": tuple(unit.settings["tasks"]),
                                      "metrics": tuple(unit.settings["metrics"])})  # fmt: skip

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from cirbench.evaluation.results import SET_LEVEL_IMAGE, ResultsStore, run_key_h
 from cirbench.evaluation.run_record import finish_record, now_utc, run_identity, start_record
 from cirbench.evaluation.scorer import Scorer
 from cirbench.evaluation.session import EvaluationSession, Progress
+from cirbench.evaluation.settings import EvaluationSettings
 from cirbench.fileio import sha256_file
 from cirbench.models import ModelError, ModelInfo, RestorationModel, load_model
 from cirbench.models.checkpoints import CheckpointError
@@ -29,29 +30,6 @@ from cirbench.models.tiling import check_tiling
 from cirbench.tasks import Task
 
 DEFAULT_OVERLAP = 32
-
-
-@dataclass(frozen=True)
-class EvaluationSettings:
-    """Everything `cirbench evaluate` takes besides the dataset."""
-
-    model: str | RestorationModel  # registry name, module:factory, or a model object (from Python)
-    checkpoint: str | None = None
-    model_options: dict[str, Any] = field(default_factory=dict)
-    tasks: tuple[str, ...] = ()
-    device: str = "cpu"
-    protocol: str = "full"
-    batch: int = 1
-    tile: int | None = None  # None: the model's preferred tile size (info.tile_size), if any; 0: whole image
-    overlap: int | None = None  # None: DEFAULT_OVERLAP, at most a quarter of the tile
-    save_images: bool = False
-    profile: str = "cirbench"
-    method: str | None = None  # leaderboard label; default: model name (+ @sha8 of the checkpoint)
-    force: bool = False
-    preview_images: int = 2  # first N images of each task get a centre-crop preview for the report
-    metrics: tuple[str, ...] = ()  # only these of the profile's metrics (result or metric names); () = all
-    rescored_from: str | None = None  # run id whose saved images are scored again (cirbench rescore)
-    scheduler: str | None = None  # Dask scheduler address: work units go to its workers (not part of the identity)
 
 
 @dataclass
