@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_learned_codecs.py --out benchmarks/results/bench_learned_codecs.json
 	$(BIN)/python benchmarks/bench_evaluate.py --out benchmarks/results/bench_evaluate.json
 	$(BIN)/python benchmarks/bench_compare.py --out benchmarks/results/bench_compare.json
+	$(BIN)/python benchmarks/bench_diffloss.py --out benchmarks/results/bench_diffloss.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check cirbench tests benchmarks examples

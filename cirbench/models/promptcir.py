@@ -7,7 +7,7 @@ State-dict names, shapes and dtypes equal those of the official ``model.py`` (``
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -222,23 +222,30 @@ def load_promptcir_weights(network: PromptCIRNet, path: str | Path) -> str:
     return sha256_file(path)
 
 
-def packaged_small_weights(path: Path = SMALL_WEIGHTS, sha256: str | None = SMALL_WEIGHTS_SHA256) -> Path:
-    """The packaged promptcir-s weights, after checking their sha256 against the one recorded in this module."""
+# promptcir-s-diffloss: the same network and recipe, trained with the diffloss loss (its recipe beside this one)
+DIFFLOSS_WEIGHTS = PACKAGED_DIR / "promptcir-s-diffloss.safetensors"
+DIFFLOSS_RECIPE = PACKAGED_DIR / "promptcir-s-diffloss.train.toml"
+DIFFLOSS_WEIGHTS_SHA256: str | None = None
+
+
+def packaged_small_weights(path: Path = SMALL_WEIGHTS, sha256: str | None = SMALL_WEIGHTS_SHA256,
+                           name: str = "promptcir-s", recipe: Path = SMALL_RECIPE) -> Path:  # fmt: skip
+    """The packaged weights of ``name``, after checking their sha256 against the one recorded in this module."""
+    command = f"cirbench train promptcir-s --data BUILT_DATASET --config {recipe} --out runs/{name}"
     if sha256 is None:
         raise WeightsNotShipped(
-            "the promptcir-s weights are not shipped yet. Train them with: cirbench train promptcir-s "
-            f"--data BUILT_DATASET --config {SMALL_RECIPE} --out runs/promptcir-s, "
-            "then pass --checkpoint runs/promptcir-s/final.safetensors"
+            f"the {name} weights are not shipped yet. Train them with: {command}, "
+            f"then pass --checkpoint runs/{name}/final.safetensors"
         )
     if not path.is_file():
         raise WeightsNotShipped(
-            f"the promptcir-s weights are missing from this installation ({path}); reinstall cirbench, or train "
-            f"them with: cirbench train promptcir-s --data BUILT_DATASET --config {SMALL_RECIPE}"
+            f"the {name} weights are missing from this installation ({path}); reinstall cirbench, or train "
+            f"them with: {command}"
         )
     digest = sha256_file(path)
     if digest != sha256:
         raise WeightsCorrupt(
-            f"{path} has sha256 {digest}, not the recorded {sha256}: the packaged promptcir-s weights were changed "
+            f"{path} has sha256 {digest}, not the recorded {sha256}: the packaged {name} weights were changed "
             "or damaged; reinstall cirbench (or pass your own file with --checkpoint)"
         )
     return path
@@ -370,3 +377,22 @@ def create_promptcir_small(
     )
     multiple = SMALL_CONFIG.size_multiple
     return PromptCIRModel(info, networks, _protocol(multiple, False, tile, overlap, ensemble))
+
+
+@register_model("promptcir-s-diffloss")
+def create_promptcir_small_diffloss(
+    checkpoint: str | None = None,
+    device: str = "cpu",
+    tile: object = 0,
+    overlap: object = 96,
+    ensemble: object = False,
+    init: str | None = None,
+) -> PromptCIRModel:
+    """promptcir-s trained with the diffloss loss (same network, data, steps and seed; only the loss differs)."""
+    if checkpoint is None and init != "random":
+        checkpoint = str(packaged_small_weights(DIFFLOSS_WEIGHTS, DIFFLOSS_WEIGHTS_SHA256, "promptcir-s-diffloss",
+                                                DIFFLOSS_RECIPE))  # fmt: skip
+    model = create_promptcir_small(checkpoint, device, tile, overlap, ensemble, init="random" if checkpoint is None else None)
+    model.info = replace(model.info, name="promptcir-s-diffloss",
+                         label="cirbench retrain with DiffLoss (not the paper's weights)")  # fmt: skip
+    return model

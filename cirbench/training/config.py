@@ -42,6 +42,7 @@ class TrainConfig:
     workers: int = 0  # DataLoader worker processes
     export_dtype: str = "float32"  # dtype of final.safetensors: float32 or float16
     model_options: dict[str, Any] = field(default_factory=dict)  # passed to load_model
+    loss_options: dict[str, Any] = field(default_factory=dict)  # the [loss] table, passed to the loss factory
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "crop_size")
@@ -97,19 +98,21 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     raise ConfigError(f"train.{name} has the wrong type: {value!r} (expected {type(default).__name__})")
 
 
-def config_from_mapping(train: dict[str, Any], model: dict[str, Any] | None = None) -> TrainConfig:
-    """A TrainConfig from a ``[train]`` mapping (and ``[model]`` options); ConfigError names bad keys."""
+def config_from_mapping(
+    train: dict[str, Any], model: dict[str, Any] | None = None, loss: dict[str, Any] | None = None
+) -> TrainConfig:
+    """A TrainConfig from a ``[train]`` mapping (and ``[model]``, ``[loss]`` options); ConfigError names bad keys."""
     defaults = TrainConfig()
-    known = {f.name for f in fields(TrainConfig)} - {"model_options"}
+    known = {f.name for f in fields(TrainConfig)} - {"model_options", "loss_options"}
     unknown = sorted(set(train) - known)
     if unknown:
         raise ConfigError(f"unknown [train] key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     values = {name: _coerce(name, value, getattr(defaults, name)) for name, value in train.items()}
-    return TrainConfig(**values, model_options=dict(model or {}))
+    return TrainConfig(**values, model_options=dict(model or {}), loss_options=dict(loss or {}))
 
 
 def load_config(path: str | Path | None) -> TrainConfig:
-    """Defaults, or the ``[train]`` / ``[model]`` tables of a TOML file."""
+    """Defaults, or the ``[train]`` / ``[model]`` / ``[loss]`` tables of a TOML file."""
     if path is None:
         return TrainConfig()
     path = Path(path)
@@ -119,10 +122,10 @@ def load_config(path: str | Path | None) -> TrainConfig:
         raise ConfigError(f"cannot read training config {path}: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    unknown = sorted(set(doc) - {"train", "model"})
+    unknown = sorted(set(doc) - {"train", "model", "loss"})
     if unknown:
-        raise ConfigError(f"{path}: unknown table(s) {', '.join(unknown)} (expected [train] and [model])")
+        raise ConfigError(f"{path}: unknown table(s) {', '.join(unknown)} (expected [train], [model], [loss])")
     try:
-        return config_from_mapping(doc.get("train", {}), doc.get("model", {}))
+        return config_from_mapping(doc.get("train", {}), doc.get("model", {}), doc.get("loss", {}))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc

@@ -92,7 +92,9 @@ class Trainer:
         if config.crop_size % self.multiple:
             raise ConfigError(f"crop_size {config.crop_size} must be a multiple of {self.multiple} for this model")
         self.split: Split = split_pairs(dataset, tasks, config.val_images, config.seed, config.crop_size)
-        self.loss_fn = resolve_loss(config.loss)
+        self.loss_fn = resolve_loss(config.loss, config.loss_options)
+        if isinstance(self.loss_fn, torch.nn.Module):  # a loss with its own network (e.g. a frozen prior)
+            self.loss_fn.to(self.device)
         self.optimizer = torch.optim.AdamW(
             self.network.parameters(),
             lr=config.lr,
@@ -125,6 +127,8 @@ class Trainer:
         self.network.train()
         with autocast:
             output = self.network(lq)
+        if hasattr(self.loss_fn, "set_step"):
+            self.loss_fn.set_step(step)  # losses that draw noise draw it from (seed, step): resumes are exact
         loss = self.loss_fn(output.float(), hr)
         self.optimizer.zero_grad(set_to_none=True)
         scaled = self.scaler.scale(loss) if self.scaler else loss
@@ -218,6 +222,15 @@ class Trainer:
         return TrainResult(self.out, step, finished, final, self.history)
 
 
+def loss_description(config: TrainConfig) -> dict[str, Any]:
+    """What the loss is, for the run record (a registered loss may describe itself, e.g. DiffLoss's deviation)."""
+    from cirbench.training.losses import LOSSES
+
+    factory = LOSSES.get(config.loss) if ":" not in config.loss and config.loss in LOSSES else None
+    describe = getattr(factory, "record", None)
+    return {"name": config.loss, "options": config.loss_options, **(describe(config.loss_options) if describe else {})}
+
+
 def _mean(values: Any) -> float:
     items = list(values)
     return sum(items) / len(items) if items else float("nan")
@@ -238,6 +251,7 @@ def run_record(
         "data": str(dataset.root.resolve()),
         "tasks": tasks or [],
         "config": config.fingerprint(),
+        "loss": loss_description(config),
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
