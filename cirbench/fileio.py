@@ -116,7 +116,8 @@ def scratch_root() -> Path:
     return Path(tempfile.gettempdir()) / SCRATCH_ROOT_NAME
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True unless no process has this PID (a process of another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -147,7 +148,7 @@ def clean_stale_scratch() -> int:
     root = scratch_root()
     for folder in root.iterdir() if root.is_dir() else ():
         parts = folder.name.rsplit("-", 2)
-        if len(parts) != 3 or not parts[1].isdigit() or _pid_alive(int(parts[1])):
+        if len(parts) != 3 or not parts[1].isdigit() or pid_alive(int(parts[1])):
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed += 1

@@ -72,16 +72,21 @@ def open_executor(jobs: int, scheduler: str | None = None) -> Iterator[tuple[Exe
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-@contextlib.contextmanager
-def _dask_executor(scheduler: str) -> Iterator[tuple[Executor, int]]:
+def dask_client(scheduler: str) -> Any:
+    """A connected ``distributed.Client``; one-line errors when Dask is missing or the scheduler unreachable."""
     try:
         from distributed import Client
     except ImportError as exc:
         raise CirbenchError("--scheduler needs Dask: pip install 'cirbench[dist]'") from exc
     try:
-        client = Client(scheduler, timeout=30)
+        return Client(scheduler, timeout=30)
     except OSError as exc:
         raise CirbenchError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _dask_executor(scheduler: str) -> Iterator[tuple[Executor, int]]:
+    client = dask_client(scheduler)
     try:
         workers = max(1, sum(client.nthreads().values()))
         executor = client.get_executor()

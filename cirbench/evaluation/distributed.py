@@ -68,14 +68,11 @@ def work_units(pending: dict[str, list[str]], has_sets: bool, base: dict[str, An
 
 def run_on_cluster(scheduler: str, units: list[WorkUnit], progress: Callable[[int, int, str], None] | None) -> Timings:
     """Submit every unit to the Dask scheduler at ``scheduler``; sum the workers' timings."""
-    try:
-        from distributed import Client, as_completed
-    except ImportError as exc:
-        raise CirbenchError("--scheduler needs Dask: pip install 'cirbench[dist]'") from exc
-    try:
-        client = Client(scheduler, timeout=30)
-    except OSError as exc:
-        raise CirbenchError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
+    from cirbench.build.runner import dask_client
+
+    client = dask_client(scheduler)
+    from distributed import as_completed
+
     timings, total, done = Timings(), sum(len(u.stems) for u in units), 0
     try:
         futures = {client.submit(run_unit, unit, pure=False): unit for unit in units}

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from cirbench.errors import CirbenchError
-from cirbench.fileio import write_text_atomic, write_with_atomic
+from cirbench.fileio import pid_alive, write_text_atomic, write_with_atomic
 
 SCORE_COLUMNS = ["dataset", "image", "task", "codec", "level", "method", "metric", "value"]
 SET_LEVEL_IMAGE = "*"  # image value of rows holding a whole-set metric (FID, KID) of one task
@@ -174,15 +174,7 @@ def _holder_alive(lock: Path) -> bool:
     if not text.isdigit():
         return True  # not ours to judge: refuse with the message naming the lock
     pid = int(text)
-    if pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return 0 < pid != os.getpid() and pid_alive(pid)
 
 
 class ResultsStore:
