@@ -9,6 +9,7 @@ import difflib
 import importlib
 import importlib.metadata
 import pkgutil
+import threading
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -31,6 +32,7 @@ class Registry(Generic[T]):
         self.group = group
         self._entries: dict[str, T] = {}
         self._loaded = False
+        self._lock = threading.RLock()  # re-entrant: a module imported while loading may look the registry up
         self._plugin_errors: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -49,7 +51,13 @@ class Registry(Generic[T]):
     def _load(self) -> None:
         if self._loaded:
             return
-        self._loaded = True
+        with self._lock:  # threads of one process (the build's overlapping workers) must not see a partial registry
+            if self._loaded:
+                return
+            self._load_entries()
+            self._loaded = True
+
+    def _load_entries(self) -> None:
         pkg = importlib.import_module(self.package)
         for info in pkgutil.iter_modules(pkg.__path__):
             if not info.name.startswith("_"):

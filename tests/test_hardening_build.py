@@ -209,3 +209,25 @@ def test_bad_options_and_an_empty_source_folder_are_errors(tmp_path: Path) -> No
     assert result.returncode == 1 and "holds no image files" in result.stderr and "Traceback" not in result.stderr
     with pytest.raises(ConfigError):
         BuildOptions(out=tmp_path, max_pixels=0)
+
+
+def test_a_registry_first_used_from_several_threads_is_never_seen_half_loaded() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cirbench.registry import Registry
+
+    for _ in range(5):
+        fresh = Registry("codec", package="cirbench.codecs", group="cirbench.codecs")
+        with ThreadPoolExecutor(8) as pool:
+            found = list(pool.map(lambda name: name in fresh, ["vvc", "hevc", "jpeg", "webp", "avc", "hific"] * 4))
+        assert all(found)
+
+
+def test_slowest_codecs_are_scheduled_first() -> None:
+    from cirbench.build.builder import _by_cost
+    from cirbench.build.planning import TaskPlan
+    from cirbench.tasks import load_taskset
+
+    plans = [TaskPlan(task) for task in load_taskset("moe-diffir-21").tasks if task.kind == "traditional"]
+    order = [group[0].task.codec for group in _by_cost(plans)]
+    assert order == ["vvc", "hevc", "webp", "jpeg"]

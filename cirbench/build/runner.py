@@ -1,4 +1,4 @@
-"""Executes build jobs: in-process (--jobs 1), a spawn process pool (--jobs N) or a Dask cluster (--scheduler).
+"""Executes build jobs: in-process (--jobs 1, two overlapping threads), a spawn process pool (--jobs N) or Dask.
 
 Jobs are submitted through a bounded window so memory stays flat for DF2K-sized builds and results stream back.
 """
@@ -14,22 +14,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from typing import Any
 
 from cirbench.errors import CirbenchError
 
 
-class InlineExecutor(Executor):
-    """Runs each job at submit time in this process: no pickling, no worker start-up."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # noqa: BLE001  (delivered through the future, like a pool would)
-            future.set_exception(exc)
-        return future
+def overlap_executor() -> ThreadPoolExecutor:
+    """--jobs 1: two threads in this process, so one entry's PNG encoding, hashing and writing overlaps the next
+    entry's codec call; the codecs themselves take turns (jobs.CODEC_SLOT), so one codec runs at a time."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="cirbench-build")
 
 
 def _parent_watch(parent: int, interval: float) -> None:
@@ -60,7 +54,11 @@ def open_executor(jobs: int, scheduler: str | None = None) -> Iterator[tuple[Exe
             yield opened
         return
     if jobs == 1:
-        yield InlineExecutor(), 1
+        executor = overlap_executor()
+        try:
+            yield executor, 2
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
         return
     pool = ProcessPoolExecutor(
         max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
