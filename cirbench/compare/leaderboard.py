@@ -89,7 +89,7 @@ def input_bpp(ds: BuiltDataset) -> dict[str, float]:
     return {str(task): float(group["bpp"].mean()) for task, group in lq.groupby("task", sort=False)}
 
 
-def _columns_for(stats: CellStatistics, families: list[str], tasks: list[str], metric: str) -> dict[str, dict]:
+def _columns_for(stats: CellStatistics, families: list[str], metric: str) -> dict[tuple, dict[str, float]]:
     """row key -> {column: value} for one metric: task cells, complete family means, overall mean."""
     cells = stats.cells
     out: dict[tuple, dict[str, float]] = {}
@@ -157,7 +157,7 @@ def _ordered(table: pd.DataFrame, base_order: list[str]) -> pd.DataFrame:
 def _wide(stats: CellStatistics, bd: dict, tasks: list[str], families: list[str], metrics: list[str]) -> pd.DataFrame:
     rows: dict[tuple, dict[str, object]] = {}
     for metric in metrics:
-        for key, entry in _columns_for(stats, families, tasks, metric).items():
+        for key, entry in _columns_for(stats, families, metric).items():
             rows.setdefault(key, {}).update(entry)
     for key, entry in bd.items():
         rows.setdefault(key, {}).update(entry)
@@ -165,11 +165,9 @@ def _wide(stats: CellStatistics, bd: dict, tasks: list[str], families: list[str]
     per_set = stats.cells.groupby("dataset")["task"].nunique()
     records = [{**dict(zip(ID_COLUMNS, key, strict=True)), "tasks": f"{coverage.get(key, 0)}/{per_set[key[0]]}", **v}
                for key, v in rows.items()]  # fmt: skip
-    table = pd.DataFrame(records)
     order = [f"{t}/{m}" for m in metrics for t in tasks] + [f"{f} mean/{m}" for m in metrics for f in families]
     order += [f"{OVERALL}/{m}" for m in metrics] + [f"{f} BD-rate/psnr" for f in families]
-    table = _ordered(table, order)
-    return _ordered(_with_deltas(table), order)
+    return _ordered(_with_deltas(pd.DataFrame(records)), order)
 
 
 def build_leaderboard(
