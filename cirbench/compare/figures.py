@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cirbench.build.jobs import psnr_rgb
 from cirbench.compare import plots
-from cirbench.compare.leaderboard import IDENTITY, OVERALL, Leaderboard
+from cirbench.compare.leaderboard import IDENTITY, Leaderboard
 from cirbench.dataset.reader import BuiltDataset, read_rgb
 from cirbench.evaluation.protocols import get_protocol, preview_box
 from cirbench.evaluation.results import ResultsStore
@@ -50,13 +51,8 @@ def make_plots(ds: BuiltDataset, board: Leaderboard, table: pd.DataFrame, means:
     return written
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
-
-
 def _label(name: str, crop: np.ndarray, hr: np.ndarray, lpips: float | None) -> str:
-    text = f"{name}  {_psnr(crop, hr):.2f} dB"
+    text = f"{name}  {psnr_rgb(hr, crop):.2f} dB"
     return text + (f"  LPIPS {lpips:.3f}" if lpips is not None and np.isfinite(lpips) else "")
 
 
@@ -127,10 +123,3 @@ def extremes(board: Leaderboard, dataset: str, methods: list[str], count: int = 
                                             + ["worst"] * (len(picked) - min(count, len(gain))))  # fmt: skip
         found[method] = frame
     return found
-
-
-def headline(table: pd.DataFrame) -> list[str]:
-    """Summary columns shown first: per-codec means, overall means, BD-rates."""
-    columns = [c for c in table.columns if c.count("/") == 1 and (c.split("/")[0].endswith((" mean", " BD-rate"))
-                                                                     or c.startswith(f"{OVERALL}/"))]  # fmt: skip
-    return columns

@@ -125,8 +125,8 @@ def _section(ds: BuiltDataset, board: Leaderboard, table: pd.DataFrame, means: p
     methods = list(table["method"])
     plot_files = figures.make_plots(ds, board, table, means, out / "plots" / ds.name)
     crop_files = figures.crop_figures(ds, board, methods, protocol, profile, out / "crops" / ds.name)
-    summary = [c for c in figures.headline(table) if table[c].notna().any()]  # this profile's columns only
-    full = [c for c in board.value_columns(False) if c in table.columns and table[c].notna().any()]
+    summary, full = ([c for c in board.value_columns(short) if c in table.columns and table[c].notna().any()]
+                     for short in (True, False))  # this profile's columns only  # fmt: skip
     plot_html = "".join(f"<img src='plots/{ds.name}/{p.name}' alt='{html.escape(p.stem)}'>" for p in plot_files)
     crop_html = "".join(f"<img src='crops/{ds.name}/{p.name}' alt='{html.escape(p.stem)}'>" for p in crop_files)
     body = f"""<h2 id="{html.escape(ds.name)}">{html.escape(ds.name)}</h2>

@@ -128,7 +128,8 @@ def paired_difference(a: pd.Series, b: pd.Series, settings: BootstrapSettings, t
     from scipy.stats import wilcoxon
 
     common = a.index.intersection(b.index).sort_values()
-    d = capped(a.loc[common]) - capped(b.loc[common])
+    values_a, values_b = capped(a.loc[common]), capped(b.loc[common])
+    d = values_a - values_b
     if len(d) == 0:
         nan = float("nan")
         return PairedDifference(task, metric, 0, nan, nan, nan, nan, nan, nan, False)
@@ -138,7 +139,7 @@ def paired_difference(a: pd.Series, b: pd.Series, settings: BootstrapSettings, t
     p_value = 1.0 if not np.any(d) else float(wilcoxon(d, zero_method="wilcox").pvalue)
     significant = bool((low > 0 or high < 0) and p_value < 1.0 - settings.level)
     return PairedDifference(
-        task, metric, int(len(d)), float(capped(a.loc[common]).mean()), float(capped(b.loc[common]).mean()),
+        task, metric, int(len(d)), float(values_a.mean()), float(values_b.mean()),
         float(d.mean()), float(low), float(high), p_value, significant,
     )  # fmt: skip
 

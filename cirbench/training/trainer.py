@@ -222,15 +222,6 @@ class Trainer:
         return TrainResult(self.out, step, finished, final, self.history)
 
 
-def loss_description(config: TrainConfig) -> dict[str, Any]:
-    """What the loss is, for the run record (a registered loss may describe itself, e.g. DiffLoss's deviation)."""
-    from cirbench.training.losses import LOSSES
-
-    factory = LOSSES.get(config.loss) if ":" not in config.loss and config.loss in LOSSES else None
-    describe = getattr(factory, "record", None)
-    return {"name": config.loss, "options": config.loss_options, **(describe(config.loss_options) if describe else {})}
-
-
 def _mean(values: Any) -> float:
     items = list(values)
     return sum(items) / len(items) if items else float("nan")
@@ -243,7 +234,10 @@ def run_record(
     tasks: list[str] | None,
     config: TrainConfig,
     init_checkpoint: str | None,
+    loss_fn: Any = None,
 ) -> dict[str, Any]:
+    describe = getattr(loss_fn, "describe", None)  # a loss may describe itself (DiffLoss records its deviation)
+    loss = {"name": config.loss, "options": config.loss_options, **(describe() if describe else {})}
     return {
         "model": spec,
         "model_version": model.info.version,
@@ -251,7 +245,7 @@ def run_record(
         "data": str(dataset.root.resolve()),
         "tasks": tasks or [],
         "config": config.fingerprint(),
-        "loss": loss_description(config),
+        "loss": loss,
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
@@ -283,5 +277,6 @@ def train(
     out = Path(out)
     trainer = Trainer(model, dataset, tasks, config, out, device, on_event)
     out.mkdir(parents=True, exist_ok=True)
-    check_run_record(out, run_record(model, spec, dataset, tasks, config, init_checkpoint), resume)
+    record = run_record(model, spec, dataset, tasks, config, init_checkpoint, trainer.loss_fn)
+    check_run_record(out, record, resume)
     return trainer.run(resume=resume, stop_after=stop_after)

@@ -76,9 +76,10 @@ class DiffLoss(nn.Module):
         self.step = int(step)
 
     def describe(self) -> dict[str, Any]:
-        return {"loss": "diffloss", "weights": dict(zip(("fidelity", "naturalness", "semantic"), self.weights,
-                strict=True)), "t_range": list(self.t_range), "seed": self.seed, "dtype": self.dtype_name,
-                "prior": type(self.prior).__name__, "prior_config": repr(self.prior.config), "deviation": DEVIATION}  # fmt: skip
+        """What the run record keeps of this loss (see the trainer's run_record)."""
+        weights = dict(zip(("fidelity", "naturalness", "semantic"), self.weights, strict=True))
+        return {"weights": weights, "t_range": list(self.t_range), "seed": self.seed, "dtype": self.dtype_name,
+                "prior_config": repr(self.prior.config), "deviation_from_released_code": DEVIATION}  # fmt: skip
 
     def train(self, mode: bool = True) -> DiffLoss:  # the prior stays in eval mode
         super().train(mode)
@@ -135,10 +136,3 @@ def diffloss(prior: str = "", prior_config: dict[str, Any] | None = None, **opti
     except TypeError as exc:
         raise ConfigError(f"loss.prior_config: {exc}") from exc
     return DiffLoss(load_prior(prior or None, config), **options)
-
-
-def _record(options: dict[str, Any]) -> dict[str, Any]:
-    return {"deviation_from_released_code": DEVIATION}
-
-
-diffloss.record = _record  # type: ignore[attr-defined]  (read by the trainer's run record)
