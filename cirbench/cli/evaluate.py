@@ -42,7 +42,7 @@ def evaluate_command(
     option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Model option KEY=VALUE (repeatable)")] = None,
     tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Only these tasks (repeatable or comma-separated)")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N")] = "cpu",
-    protocol: Annotated[str, typer.Option("--protocol", help="full (whole image) or crop256 (MoE-DiffIR centre crop)")] = "full",
+    protocol: Annotated[str, typer.Option("--protocol", help="full (whole image), crop256 (exact MoE-DiffIR centre crop) or resize256 (the MoE-DiffIR release's resampled geometry)")] = "full",
     batch: Annotated[int, typer.Option("--batch", min=1, help="Images per model call (same-size images only)")] = 1,
     tile: Annotated[int | None, typer.Option("--tile", min=0, help="Tiles of T pixels (default: the model's preference; 0: whole image)")] = None,
     overlap: Annotated[int | None, typer.Option("--overlap", min=0, help="Overlap of neighbouring tiles in pixels (default 32, at most T/4)")] = None,

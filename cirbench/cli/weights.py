@@ -1,4 +1,4 @@
-"""``cirbench weights list|download|verify|import|keys|check``: the canonical pretrained files in the torch hub cache.
+"""``cirbench weights list|download|verify|import|keys|check|convert``: the canonical pretrained files in the torch hub cache.
 
 Downloads are sha256-verified and renamed into place atomically; offline, ``import`` adds files fetched elsewhere.
 """
@@ -164,3 +164,18 @@ def check(
     if not report.ok:
         raise CirbenchError(f"{path} does not match {as_name or path.name}: {report.summary()}")
     console.print(f"[green]ok[/] {path}: matches {as_name or path.name}", highlight=False, soft_wrap=True)
+
+
+@weights_app.command("convert")
+def convert(
+    path: Annotated[Path, typer.Argument(help="An official weight file, e.g. MoE-DiffIR_DACLIP.ckpt")],
+    as_name: Annotated[str | None, typer.Option("--as", help="Canonical file name to check against (default: its name)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output .safetensors (default: beside the input)")] = None,
+) -> None:
+    """Check a file strictly against its layout and write its weights as safetensors (nothing pickled survives)."""
+    from cirbench.weights.convert import convert_file
+
+    target, report = convert_file(path, out, as_name)
+    for key in report.get("tolerated_keys", []):
+        console.print(f"[yellow]tolerated, not written:[/] {key}", highlight=False, soft_wrap=True)
+    console.print(f"[green]wrote[/] {target} (from {path.name}, sha256 {report['sha256'][:12]})", highlight=False, soft_wrap=True)

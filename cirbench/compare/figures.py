@@ -94,9 +94,10 @@ def _crop_figure(ds, task, stem, methods, runs, lpips, protocol, out) -> Path | 
     if not previews:
         return None
     hr, lq = read_rgb(ds.hr_path(stem)), read_rgb(ds.lq_path(task, stem))
-    region = get_protocol(protocol).box(hr.shape[0], hr.shape[1], stem)
-    box = preview_box(region.height, region.width)
-    hr_crop, lq_crop = box.cut(region.cut(hr)), box.cut(region.cut(lq))
+    region = get_protocol(protocol).region
+    hr, lq = region(hr, stem), region(lq, stem)
+    box = preview_box(hr.shape[0], hr.shape[1])
+    hr_crop, lq_crop = box.cut(hr), box.cut(lq)
     panels = [("HR", hr_crop), (_label(f"LQ {task.name}", lq_crop, hr_crop, lpips.get((IDENTITY, task.name, stem))), lq_crop)]
     for method, path in previews:
         crop = read_rgb(path)

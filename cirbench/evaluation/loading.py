@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from cirbench.dataset.reader import BuiltDataset, DatasetError, read_rgb
-from cirbench.evaluation.protocols import Box, get_protocol
+from cirbench.evaluation.protocols import get_protocol
 from cirbench.tasks import Task
 
 # Pillow releases the GIL while decoding PNGs, so threads decode in parallel
@@ -29,7 +30,6 @@ class Batch:
     stems: list[str]
     hr: torch.Tensor
     lq: torch.Tensor
-    boxes: list[Box]
 
 
 def plan_batches(ds: BuiltDataset, stems: list[str], protocol: str, batch: int) -> list[list[str]]:
@@ -40,8 +40,7 @@ def plan_batches(ds: BuiltDataset, stems: list[str], protocol: str, batch: int) 
     for stem in stems:
         with Image.open(ds.hr_path(stem)) as image:
             width, height = image.size
-        box = get_protocol(protocol).box(height, width, stem)
-        by_shape.setdefault((box.height, box.width), []).append(stem)
+        by_shape.setdefault(get_protocol(protocol).region_shape(height, width, stem), []).append(stem)
     chunks = []
     for shape in sorted(by_shape):
         group = by_shape[shape]
@@ -50,21 +49,20 @@ def plan_batches(ds: BuiltDataset, stems: list[str], protocol: str, batch: int) 
 
 
 def load_batch(ds: BuiltDataset, task: Task, stems: list[str], protocol: str, pin: bool) -> Batch:
-    hrs, lqs, boxes = [], [], []
+    hrs, lqs = [], []
+    region = get_protocol(protocol).region
     for stem in stems:
         hr, lq = read_rgb(ds.hr_path(stem)), read_rgb(ds.lq_path(task, stem))
         if hr.shape != lq.shape:
             raise DatasetError(f"{ds.lq_path(task, stem)} is {lq.shape[:2]}, its HR image is {hr.shape[:2]}")
-        box = get_protocol(protocol).box(hr.shape[0], hr.shape[1], stem)
-        hrs.append(torch.from_numpy(box.cut(hr).copy()))
-        lqs.append(torch.from_numpy(box.cut(lq).copy()))
-        boxes.append(box)
+        hrs.append(torch.from_numpy(np.ascontiguousarray(region(hr, stem))))
+        lqs.append(torch.from_numpy(np.ascontiguousarray(region(lq, stem))))
 
     def stack(images: list[torch.Tensor]) -> torch.Tensor:
         tensor = torch.stack(images).permute(0, 3, 1, 2).contiguous()
         return tensor.pin_memory() if pin else tensor
 
-    return Batch(task, stems, stack(hrs), stack(lqs), boxes)
+    return Batch(task, stems, stack(hrs), stack(lqs))
 
 
 def iter_batches(ds: BuiltDataset, plan: list[tuple[Task, list[str]]], protocol: str, pin: bool,

@@ -1,6 +1,7 @@
 """Evaluation protocols: which region of each (HR, LQ) pair a model restores and the metrics score.
 
-`full` keeps the whole image; `crop256` is MoE-DiffIR's test-time crop made exact (no resampling).
+`full` keeps the whole image; `crop256` is MoE-DiffIR's test-time crop made exact (no resampling); `resize256` is
+the release's own geometry (resampled), applied to HR and LQ alike.
 """
 
 from __future__ import annotations
@@ -39,7 +40,21 @@ class Protocol:
     def box(self, height: int, width: int, image: str = "") -> Box:
         if self.name == "full":
             return Box(0, 0, height, width)
+        if self.name == "resize256":
+            raise ProtocolError("protocol resize256 resamples the image: it has no pixel box")
         return crop256_box(height, width, image)
+
+    def region(self, rgb: np.ndarray, image: str = "") -> np.ndarray:
+        """The evaluated array of one HR or LQ image [H, W, 3] uint8."""
+        if self.name == "resize256":
+            return resize256(rgb, image)
+        return self.box(rgb.shape[0], rgb.shape[1], image).cut(rgb)
+
+    def region_shape(self, height: int, width: int, image: str = "") -> tuple[int, int]:
+        if self.name == "resize256":
+            return (256, 256)
+        box = self.box(height, width, image)
+        return (box.height, box.width)
 
 
 def crop256_box(height: int, width: int, image: str = "") -> Box:
@@ -55,11 +70,34 @@ def crop256_box(height: int, width: int, image: str = "") -> Box:
     return Box((height32 - 256) // 2, (width32 - 256) // 2, 256, 256)
 
 
+def resize256(rgb: np.ndarray, image: str = "") -> np.ndarray:
+    """MoE-DiffIR's test.py geometry: sides resized (Lanczos) down to multiples of 32, the short side resized
+    (bilinear, antialiased) to 256, the centre 256x256 cut (torchvision's rounding)."""
+    from PIL import Image
+
+    height, width = rgb.shape[:2]
+    if height < 32 or width < 32:
+        raise ProtocolError(f"image {image or ''} is {height}x{width}: protocol resize256 needs both sides >= 32")
+    picture = Image.fromarray(rgb)
+    if height % 32 or width % 32:
+        picture = picture.resize((width // 32 * 32, height // 32 * 32), Image.Resampling.LANCZOS)
+    w, h = picture.size
+    size = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
+    picture = picture.resize(size, Image.Resampling.BILINEAR)
+    top, left = int(round((size[1] - 256) / 2.0)), int(round((size[0] - 256) / 2.0))
+    return np.asarray(picture)[top : top + 256, left : left + 256]
+
+
 PROTOCOLS: dict[str, Protocol] = {
     "full": Protocol("full", "whole image; padded (reflect) to the model's size multiple and cropped back"),
     "crop256": Protocol(
         "crop256",
         "MoE-DiffIR test crop: sides rounded down to multiples of 32 (top-left kept), centre 256x256 of HR and LQ",
+    ),
+    "resize256": Protocol(
+        "resize256",
+        "MoE-DiffIR's test.py geometry: sides resized down to multiples of 32, short side resized to 256, centre "
+        "256x256; HR and LQ resampled alike",
     ),
 }
 

@@ -49,7 +49,7 @@ class SavedImagesReplay:
                     missing.append(f"{task.folder}/{stem}.png")
                     continue
                 lq = read_rgb(ds.lq_path(task, stem))
-                key = _digest(protocol.box(*lq.shape[:2], stem).cut(lq))
+                key = _digest(protocol.region(lq, stem))
                 if key in self.saved and not np.array_equal(read_rgb(self.saved[key]), read_rgb(path)):
                     ambiguous.append(f"{task.folder}/{stem}.png")
                 self.saved[key] = path

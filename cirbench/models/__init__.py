@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
@@ -36,6 +36,7 @@ class ModelInfo:
     trainable: bool = False
     description: str = ""
     label: str = ""  # e.g. "cirbench retrain (not the paper's weights)"
+    details: dict[str, Any] = field(default_factory=dict, hash=False)  # inference settings for the run record
 
 
 @runtime_checkable

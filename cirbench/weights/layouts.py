@@ -35,6 +35,7 @@ class Layout:
     tensors: dict[str, TensorSpec]
     container: tuple[str, ...] = ()
     optional: frozenset[str] = frozenset()  # keys the file may hold or lack (e.g. training-only tensors)
+    optional_prefixes: tuple[str, ...] = ()  # whole key families the file may hold (e.g. a Lightning ``loss.*``)
     rename: Callable[[str], str] | None = None  # maps the file's key names onto ours before comparing
     note: str = ""
 
@@ -109,10 +110,14 @@ def _load_safely(path: Path) -> Any:
                 }  # fmt: skip
         except (SafetensorError, OSError) as exc:
             raise LayoutError(f"{path}: not a readable safetensors file ({exc})") from exc
-    import torch
+    from cirbench.weights.lightning import UnsafeCheckpoint, safe_load
 
     try:
-        return torch.load(path, map_location="meta", weights_only=True)
+        return safe_load(path, map_location="meta")  # tensors, plus inert placeholders for Lightning's own objects
+    except UnsafeCheckpoint as exc:
+        raise LayoutError(str(exc)) from exc
+    except CirbenchError as exc:
+        raise LayoutError(str(exc)) from exc
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower():
             raise LayoutError(f"{path} holds pickled Python objects besides tensors; it was refused unread") from exc
@@ -144,6 +149,8 @@ def file_tensors(path: str | Path, container: Iterable[str] = ()) -> dict[str, T
         raise LayoutError(f"{path} is not a file")
     obj = _load_safely(path)
     for key in container:
+        if isinstance(obj, Mapping) and key not in obj and obj and all(_spec_of(v) for v in obj.values()):
+            break  # the tensors sit at the top level (a converted or re-saved file)
         if not isinstance(obj, Mapping) or key not in obj:
             raise LayoutError(f"{path}: no '{key}' entry where the state dict should be")
         obj = obj[key]
@@ -189,7 +196,8 @@ def compare(layout: Layout, found: Mapping[str, TensorSpec]) -> LayoutReport:
         if (spec.shape is not None and got.shape != spec.shape) or got.dtype != spec.dtype:
             report.mismatched.append(f"{key} {_describe(got)} (expected {_describe(spec)})")
     for key in sorted(set(renamed) - set(layout.tensors)):
-        (report.tolerated if key in layout.optional else report.unexpected).append(key)
+        tolerated = key in layout.optional or key.startswith(layout.optional_prefixes)
+        (report.tolerated if tolerated else report.unexpected).append(key)
     return report
 
 
