@@ -23,7 +23,7 @@ from cirbench.models.moediffir import official
 from cirbench.models.moediffir.clip_towers import daclip_quirk
 from cirbench.models.moediffir.network import MoEDiffIRNet, tiny_config
 from cirbench.models.moediffir.routing import ExpertPrompts
-from cirbench.tasks import Task, load_taskset
+from cirbench.tasks import load_taskset
 from cirbench.weights.lightning import UnsafeCheckpoint
 
 REFERENCE = shared("..", "reference")
