@@ -253,3 +253,15 @@ def test_evaluate_runs_both_models_end_to_end_and_records_the_sampler(tiny_files
         assert details["seed"] == 42 and len(details["weights"]) == 2 and record["tile"] == 64
         scores = (record_path.parent / "scores.csv").read_text()
         assert scores.count(",psnr,") >= 9
+
+
+def test_every_catalogue_file_has_a_layout_and_convert_names_a_mismatch(tiny_files, tmp_path, capsys) -> None:
+    from cirbench.weights.layouts import has_layout
+    from cirbench.weights.manager import catalogue
+
+    assert set(MANIFESTS) <= set(catalogue()) and all(has_layout(name) for name in catalogue())
+    out = tmp_path / "x.safetensors"
+    assert main(["weights", "convert", str(tiny_files["prompt"]), "--as", "N7_K3.ckpt", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "does not match the expected layout" in err and "mis-shaped" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -148,9 +148,10 @@ def file_tensors(path: str | Path, container: Iterable[str] = ()) -> dict[str, T
     if not path.is_file():
         raise LayoutError(f"{path} is not a file")
     obj = _load_safely(path)
+    container = tuple(container)
+    if container and isinstance(obj, Mapping) and container[0] not in obj and obj and all(map(_spec_of, obj.values())):
+        container = ()  # the tensors sit at the top level (a converted or re-saved file)
     for key in container:
-        if isinstance(obj, Mapping) and key not in obj and obj and all(_spec_of(v) for v in obj.values()):
-            break  # the tensors sit at the top level (a converted or re-saved file)
         if not isinstance(obj, Mapping) or key not in obj:
             raise LayoutError(f"{path}: no '{key}' entry where the state dict should be")
         obj = obj[key]

@@ -62,11 +62,27 @@ def unsafe_names(path: Path) -> list[str]:
         raise CirbenchError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
 
 
+def _legacy_load(path: Path, map_location: str) -> Any:
+    """Files not in torch's zip format (old torch.save, bare pickles): tensors-only unpickling, no placeholders."""
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower():
+            raise UnsafeCheckpoint(f"{path} holds pickled Python objects besides tensors; it was refused unread") from exc
+        raise CirbenchError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CirbenchError(f"{path}: not a readable torch checkpoint ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from exc
+
+
 def safe_load(path: str | Path, map_location: str = "cpu") -> Any:
     """torch.load(weights_only=True) where allow-listed Lightning/OmegaConf names load as placeholders."""
     import torch
 
     path = Path(path)
+    if not zipfile.is_zipfile(path):
+        return _legacy_load(path, map_location)
     names = unsafe_names(path)
     refused = [name for name in names if not name.startswith(ALLOWED_PREFIXES)]
     if refused:
