@@ -37,17 +37,20 @@ def _norm(channels: int, groups: int) -> nn.GroupNorm:
 
 
 class ResnetBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, groups: int) -> None:
+    """GN-swish-conv twice plus the input; a 1x1 conv on the skip when widths differ (named ``shortcut``:
+    ``nin_shortcut`` in the autoencoder, ``conv_out`` in the fusion layers)."""
+
+    def __init__(self, cin: int, cout: int, groups: int, shortcut: str = "nin_shortcut") -> None:
         super().__init__()
         self.norm1, self.conv1 = _norm(cin, groups), nn.Conv2d(cin, cout, 3, padding=1)
         self.norm2, self.conv2 = _norm(cout, groups), nn.Conv2d(cout, cout, 3, padding=1)
+        self.shortcut = shortcut
         if cin != cout:
-            self.nin_shortcut = nn.Conv2d(cin, cout, 1)
+            setattr(self, shortcut, nn.Conv2d(cin, cout, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
-        return (self.nin_shortcut(x) if hasattr(self, "nin_shortcut") else x) + h
+        h = self.conv2(F.silu(self.norm2(self.conv1(F.silu(self.norm1(x))))))
+        return (getattr(self, self.shortcut)(x) if hasattr(self, self.shortcut) else x) + h
 
 
 class AttnBlock(nn.Module):
@@ -120,21 +123,6 @@ class Encoder(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h))), features
 
 
-class ResBlockGN(nn.Module):
-    """The fusion layers' residual block: GN-swish-conv twice, 1x1 ``conv_out`` on the skip when widths differ."""
-
-    def __init__(self, cin: int, cout: int, groups: int) -> None:
-        super().__init__()
-        self.norm1, self.conv1 = _norm(cin, groups), nn.Conv2d(cin, cout, 3, padding=1)
-        self.norm2, self.conv2 = _norm(cout, groups), nn.Conv2d(cout, cout, 3, padding=1)
-        if cin != cout:
-            self.conv_out = nn.Conv2d(cin, cout, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv2(F.silu(self.norm2(self.conv1(F.silu(self.norm1(x))))))
-        return h + (self.conv_out(x) if hasattr(self, "conv_out") else x)
-
-
 class DenseBlock(nn.Module):
     """ESRGAN's residual dense block: five convolutions, each fed every earlier output (growth 32)."""
 
@@ -165,9 +153,9 @@ class FusionLayer(nn.Module):
 
     def __init__(self, channels: int, groups: int) -> None:
         super().__init__()
-        self.encode_enc_1 = ResBlockGN(2 * channels, channels, groups)
+        self.encode_enc_1 = ResnetBlock(2 * channels, channels, groups, shortcut="conv_out")
         self.encode_enc_2 = nn.Sequential(RRDB(channels), RRDB(channels))
-        self.encode_enc_3 = ResBlockGN(channels, channels, groups)
+        self.encode_enc_3 = ResnetBlock(channels, channels, groups, shortcut="conv_out")
 
     def forward(self, enc: torch.Tensor, dec: torch.Tensor, weight: float) -> torch.Tensor:
         fused = self.encode_enc_3(self.encode_enc_2(self.encode_enc_1(torch.cat([enc, dec], dim=1))))

@@ -5,12 +5,13 @@ SPADE layers (MoE-DiffIR / StableSR style) sit in the middle block's first ResBl
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cirbench.diffusion.adm import GroupNorm32, timestep_embedding
 
 Cond = dict[str, torch.Tensor]
 
@@ -32,21 +33,6 @@ class UNetConfig:
 
 SD2_UNET = UNetConfig()
 MOEDIFFIR_UNET = UNetConfig(spade_channels=256)
-
-
-class GroupNorm32(nn.GroupNorm):
-    """ldm's GroupNorm: computed in float32 whatever the input dtype."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).type(x.dtype)
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding [cos | sin] of (possibly fractional) timesteps, as in ldm."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
 class SPADE(nn.Module):

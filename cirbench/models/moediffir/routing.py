@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cirbench.diffusion.ldm_unet import CrossAttention
+from cirbench.diffusion.ldm_unet import CrossAttention, Downsample
 from cirbench.diffusion.samplers import seeded_noise
 
 NOISE_EPSILON = 1e-2
@@ -67,15 +67,6 @@ class ViTBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class _Down(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.op = nn.Conv2d(dim, dim, 3, stride=2, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op(x)
-
-
 class ExpertPrompts(nn.Module):
     """``experts`` prompt matrices; each token is multiplied by its top-k experts, weighted by their gate values.
 
@@ -128,7 +119,7 @@ class MoEPromptModule(nn.Module):
             setattr(self, f"blocks{stage}", nn.Sequential(*[ViTBlock(cfg.embed_dim, cfg.num_heads) for _ in range(cfg.depth)]))
         self.conv_first = nn.Sequential(nn.Conv2d(cfg.latent_channels, cfg.embed_dim, 3, padding=1))
         for stage in range(1, 4):
-            setattr(self, f"downsample{stage}", _Down(cfg.embed_dim))
+            setattr(self, f"downsample{stage}", Downsample(cfg.embed_dim))
 
     def forward(self, z_lq: torch.Tensor, task_ids: list[int], degradation: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
