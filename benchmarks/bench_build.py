@@ -1,7 +1,9 @@
 """Builder overhead and parallel speed-up on Kodak x the 12 traditional MoE-DiffIR tasks.
 
 Compares `cirbench build` wall time at --jobs 1 and --jobs 2 with the sum of the raw encode+decode times of the
-same codec calls made in-process; writes a JSON result (targets: overhead <= 5 % at jobs 1, speed-up >= 1.9x at jobs 2).
+same codec calls made in-process (targets: --jobs 1 overhead <= 3 %, --jobs 2 wall <= 1.05x raw/2). Each build's
+own codec seconds (from its manifest) are reported too: on a noisy VM they separate scheduling overhead from the
+run-to-run drift of the codecs themselves.
 """
 
 from __future__ import annotations
@@ -41,14 +43,19 @@ def raw_codec_seconds(images: list[Path], tasks: list) -> float:
     return total
 
 
-def build_seconds(source: Path, jobs: int, names: list[str]) -> float:
+def build_seconds(source: Path, jobs: int, names: list[str]) -> tuple[float, float]:
+    """(wall seconds, the build's own encode+decode seconds summed over its manifest rows)."""
+    import pandas as pd
+
     with tempfile.TemporaryDirectory(prefix="cirbench-bench-") as out:
         start = time.perf_counter()
         report = build_dataset(BuildOptions(out=Path(out), source=source, name="kodak", tasks=names, jobs=jobs))
         elapsed = time.perf_counter() - start
         if not report.ok:
             raise SystemExit(f"build failed: {report.failures[:3]}")
-    return elapsed
+        rows = pd.read_parquet(Path(out) / "kodak" / "manifest.parquet")
+        lq = rows[rows["kind"] == "lq"]
+        return elapsed, float((lq["encode_seconds"] + lq["decode_seconds"]).sum())
 
 
 def main() -> None:
@@ -67,8 +74,8 @@ def main() -> None:
             shutil.copy(path, source / path.name)
         create_codec("vvc", qp=37).tool_versions()  # warm caches outside the timed regions
         raw = raw_codec_seconds(images, tasks)
-        jobs1 = build_seconds(source, 1, names)
-        jobs2 = build_seconds(source, 2, names)
+        jobs1, own1 = build_seconds(source, 1, names)
+        jobs2, own2 = build_seconds(source, 2, names)
     result = {
         "benchmark": "bench_build",
         "images": len(images),
@@ -77,10 +84,14 @@ def main() -> None:
         "raw_encode_decode_seconds": round(raw, 3),
         "build_jobs1_seconds": round(jobs1, 3),
         "build_jobs2_seconds": round(jobs2, 3),
+        "build_jobs1_codec_seconds": round(own1, 3),
+        "build_jobs2_codec_seconds": round(own2, 3),
         "overhead_jobs1": round((jobs1 - raw) / raw, 4),
+        "overhead_jobs1_vs_own_codec": round((jobs1 - own1) / own1, 4),
+        "jobs2_vs_limit": round(jobs2 / (raw / 2), 3),
+        "jobs2_vs_own_codec_limit": round(jobs2 / (own2 / 2), 3),
         "speedup_jobs2_vs_jobs1": round(jobs1 / jobs2, 3),
-        "speedup_jobs2_vs_raw": round(raw / jobs2, 3),
-        "targets": {"overhead_jobs1_max": 0.05, "speedup_jobs2_min": 1.9},
+        "targets": {"overhead_jobs1_max": 0.03, "jobs2_vs_limit_max": 1.05},
         "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
         "environment": environment(),

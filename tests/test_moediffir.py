@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 import types
 from pathlib import Path
 
@@ -113,6 +114,13 @@ def test_a_tiny_lightning_checkpoint_loads_strictly_and_round_trips_through_conv
     again = load_model("moe-diffir", checkpoint=str(out), decoder=str(tiny_files["decoder"]), config="tiny", steps=3)
     assert torch.equal(again.restore(lq, TASKS["HEVC_47"]), before)
 
+    _, state = _official_like("daclip")
+    half = {k: v.half() if v.is_floating_point() and k not in official.SCHEDULE_KEYS else v for k, v in state.items()}
+    stored_fp16 = _save_lightning(half, tmp_path / "fp16.ckpt")
+    model16 = load_model("moe-diffir", checkpoint=str(stored_fp16), decoder=str(tiny_files["decoder"]), config="tiny", steps=3)
+    assert model16.info.details["weights"][0]["cast_to_float32"]["float16"] > 100
+    assert next(model16.pipeline.net.parameters()).dtype == torch.float32
+
 
 def _expect_named(state: dict[str, torch.Tensor], tmp_path: Path, *needles: str) -> None:
     path = _save_lightning(state, tmp_path / "broken.ckpt")
@@ -163,6 +171,8 @@ def test_seeded_sampling_is_deterministic_and_depends_on_the_seed(tiny_files) ->
     lq = torch.rand(2, 3, 64, 64)
     first = _tiny("moe-diffir-prompt", tiny_files)
     a, b = first.restore(lq, TASKS["JPEG_10"]), first.restore(lq, TASKS["JPEG_10"])
+    alone = torch.cat([first.restore(lq[i : i + 1], TASKS["JPEG_10"]) for i in range(2)])
+    torch.testing.assert_close(alone, a, atol=1e-5, rtol=0)  # each image has its own noise: batching changes nothing
     other = _tiny("moe-diffir-prompt", tiny_files, seed=7).restore(lq, TASKS["JPEG_10"])
     ddim = _tiny("moe-diffir-prompt", tiny_files, sampler="ddim").restore(lq, TASKS["JPEG_10"])
     assert torch.equal(a, b) and a.shape == lq.shape and 0 <= float(a.min()) and float(a.max()) <= 1
@@ -211,8 +221,12 @@ def test_unseen_tasks_refuse_in_one_line_unless_mapped_and_the_map_is_recorded(t
     assert mapped.info.needs_task_label
     with pytest.raises(ModelError, match="no MoE-DiffIR id"):
         _tiny("moe-diffir-prompt", tiny_files, task_map="JPEG_5:JPEG_99")
+    with pytest.raises(ModelError, match="CUDA autocast"):
+        _tiny("moe-diffir-prompt", tiny_files, precision="fp16")
+    pipeline = _tiny("moe-diffir-prompt", tiny_files).pipeline
+    pipeline.settings = replace(pipeline.settings, precision="bf16")
     with pytest.raises(ConfigError, match="needs a CUDA device"):
-        _tiny("moe-diffir-prompt", tiny_files, precision="fp16").restore(torch.rand(1, 3, 64, 64), TASKS["JPEG_10"])
+        pipeline.restore(torch.rand(1, 3, 64, 64), [0])
 
 
 def test_missing_official_weights_name_the_file_and_what_to_do(monkeypatch, tmp_path) -> None:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cirbench.diffusion.samplers import seeded_noise
+from cirbench.diffusion.samplers import Generators, seeded_noise
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ class KLAutoencoder(nn.Module):
         mean, logvar = self.quant_conv(moments).chunk(2, dim=1)
         return mean, torch.clamp(logvar, -30.0, 20.0), features
 
-    def sample(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    def sample(self, x: torch.Tensor, generator: Generators = None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """A posterior sample z = mean + std * noise (noise from ``generator``), and the encoder features."""
         mean, logvar, features = self.encode(x)
         return mean + torch.exp(0.5 * logvar) * seeded_noise(mean, generator), features

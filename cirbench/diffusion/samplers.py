@@ -5,7 +5,7 @@ The model is an eps-predictor called with the original (un-respaced) timestep in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,13 +15,21 @@ from cirbench.diffusion.schedules import NoiseSchedule, evenly_spaced_steps, sd_
 from cirbench.errors import ConfigError
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# one generator for a whole batch, or one per sample (row i of every noise tensor from generator i)
+Generators = torch.Generator | Sequence[torch.Generator] | None
 SAMPLERS = ("ddpm", "ddim")
 
 
-def seeded_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal noise shaped like ``like``, drawn on the generator's device (same bits on CPU and CUDA hosts)."""
-    device = generator.device if generator is not None else like.device
-    noise = torch.randn(like.shape, generator=generator, device=device, dtype=torch.float32)
+def seeded_noise(like: torch.Tensor, generator: Generators) -> torch.Tensor:
+    """Standard normal noise shaped like ``like``, drawn on the generators' device (same bits on CPU and CUDA hosts)."""
+    if isinstance(generator, Sequence):
+        if len(generator) != like.shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {like.shape[0]}")
+        rows = [torch.randn(like.shape[1:], generator=g, device=g.device, dtype=torch.float32) for g in generator]
+        noise = torch.stack(rows) if rows else torch.empty(like.shape)
+    else:
+        device = generator.device if generator is not None else like.device
+        noise = torch.randn(like.shape, generator=generator, device=device, dtype=torch.float32)
     return noise.to(device=like.device, dtype=like.dtype)
 
 
@@ -70,7 +78,7 @@ class SamplerSettings:
 
 
 def _ddpm_step(buffers: dict[str, np.ndarray], i: int, x: torch.Tensor, eps: torch.Tensor,
-               generator: torch.Generator | None) -> torch.Tensor:
+               generator: Generators) -> torch.Tensor:
     x0 = buffers["sqrt_recip_alphas_cumprod"][i] * x - buffers["sqrt_recipm1_alphas_cumprod"][i] * eps
     mean = buffers["posterior_mean_coef1"][i] * x0 + buffers["posterior_mean_coef2"][i] * x
     if i == 0:
@@ -85,7 +93,7 @@ def _ddim_step(abar: np.ndarray, i: int, x: torch.Tensor, eps: torch.Tensor) -> 
 
 
 def sample(eps_fn: EpsFn, start: torch.Tensor, settings: SamplerSettings,
-           generator: torch.Generator | None = None, progress: Callable[[int], None] | None = None) -> torch.Tensor:
+           generator: Generators = None, progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """Run the reverse process from ``start`` (x_T) down to x_0 over the respaced steps."""
     schedule = settings.schedule()
     buffers = ldm_buffers(schedule)

@@ -81,20 +81,26 @@ def _weights_path(explicit: str | None, filename: str) -> str | None:
         return None
 
 
+def _module(factory, path: str | None, layout) -> tuple[torch.nn.Module, dict | None]:
+    """``factory()`` with the file's weights (built on the meta device, the file's tensors adopted), or as initialised."""
+    if path is None:
+        return factory().eval(), None
+    with torch.device("meta"):
+        module = factory()
+    report = official.load_into(module, path, layout(module), assign=True)
+    return module.eval(), report.as_record()
+
+
 def _build_networks(cfg: MoEDiffIRConfig, main: str | None, decoder: str | None, seed: int):
     """Networks with the official weights (strictly checked), or seeded random weights when no file is given."""
     torch.manual_seed(seed)
-    net, vae = MoEDiffIRNet(cfg).eval(), KLAutoencoder(cfg.fusion_vae).eval()
-    reports = []
-    if main is not None:
-        reports.append(official.load_into(net, main, official.main_layout(cfg, net)).as_record())
-    if decoder is not None:
-        reports.append(official.load_into(vae, decoder, official.decoder_layout(cfg, vae)).as_record())
+    net, net_report = _module(lambda: MoEDiffIRNet(cfg), main, lambda m: official.main_layout(cfg, m))
+    vae, vae_report = _module(lambda: KLAutoencoder(cfg.fusion_vae), decoder, lambda m: official.decoder_layout(cfg, m))
     context = None
     if cfg.variant == "prompt":
         context = net.cond_stage_model.empty_context()
         del net.cond_stage_model  # the ViT-H text tower is only needed for this one embedding
-    return net, vae, context, reports
+    return net, vae, context, [r for r in (net_report, vae_report) if r is not None]
 
 
 def create(variant: str, checkpoint: str | None, device: str, decoder: str, steps: int, seed: int, precision: str,
@@ -102,6 +108,8 @@ def create(variant: str, checkpoint: str | None, device: str, decoder: str, step
     name = "moe-diffir" if variant == "daclip" else "moe-diffir-prompt"
     if config not in CONFIGS:
         raise ModelError(f"config must be one of {', '.join(CONFIGS)}, got '{config}'")
+    if precision != "fp32" and not device.startswith("cuda"):
+        raise ModelError(f"precision {precision} runs under CUDA autocast: use --device cuda (or precision=fp32)")
     cfg = CONFIGS[config](variant)
     main_file = official.DACLIP_FILE if variant == "daclip" else official.PROMPT_FILE
     main = _weights_path(checkpoint, main_file) if config == "official" else checkpoint

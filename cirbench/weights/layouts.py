@@ -36,6 +36,7 @@ class Layout:
     container: tuple[str, ...] = ()
     optional: frozenset[str] = frozenset()  # keys the file may hold or lack (e.g. training-only tensors)
     optional_prefixes: tuple[str, ...] = ()  # whole key families the file may hold (e.g. a Lightning ``loss.*``)
+    any_float: bool = False  # float16/bfloat16/float32 all accepted where float32 is expected (cast on load)
     rename: Callable[[str], str] | None = None  # maps the file's key names onto ours before comparing
     note: str = ""
 
@@ -184,6 +185,9 @@ class LayoutReport:
         return "; ".join(parts) or "layout matches"
 
 
+_FLOATS = {"float32", "float16", "bfloat16"}
+
+
 def compare(layout: Layout, found: Mapping[str, TensorSpec]) -> LayoutReport:
     """Missing, unexpected and mis-shaped (or mis-typed) keys of ``found`` against ``layout``."""
     renamed = {(layout.rename(k) if layout.rename else k): v for k, v in found.items()}
@@ -194,7 +198,8 @@ def compare(layout: Layout, found: Mapping[str, TensorSpec]) -> LayoutReport:
                 report.missing.append(key)
             continue
         got = renamed[key]
-        if (spec.shape is not None and got.shape != spec.shape) or got.dtype != spec.dtype:
+        same_dtype = got.dtype == spec.dtype or (layout.any_float and {got.dtype, spec.dtype} <= _FLOATS)
+        if (spec.shape is not None and got.shape != spec.shape) or not same_dtype:
             report.mismatched.append(f"{key} {_describe(got)} (expected {_describe(spec)})")
     for key in sorted(set(renamed) - set(layout.tensors)):
         tolerated = key in layout.optional or key.startswith(layout.optional_prefixes)

@@ -56,17 +56,18 @@ class OfficialWeightsError(CirbenchError):
 def main_layout(cfg: MoEDiffIRConfig, net: nn.Module | None = None) -> Layout:
     """What MoE-DiffIR_DACLIP.ckpt / N7_K3.ckpt hold under ``state_dict`` (schedule buffers and known extras optional)."""
     optional = set(SCHEDULE_KEYS) | (set(RELEASED_EXTRA_KEYS) if cfg.variant == "daclip" else set())
-    return module_layout(net or MoEDiffIRNet(cfg), container=("state_dict",), optional=frozenset(optional),
+    return module_layout(net or MoEDiffIRNet(cfg), container=("state_dict",), optional=frozenset(optional), any_float=True,
                          note="schedule buffers are checked against cirbench's schedule, not loaded")  # fmt: skip
 
 
 def decoder_layout(cfg: MoEDiffIRConfig, net: nn.Module | None = None) -> Layout:
     return module_layout(net or KLAutoencoder(cfg.fusion_vae), container=("state_dict",), optional_prefixes=("loss.",),
-                         note="a Lightning file's loss.* (LPIPS, discriminator) is tolerated and dropped")  # fmt: skip
+                         any_float=True, note="a Lightning file's loss.* (LPIPS, discriminator) is tolerated and dropped")  # fmt: skip
 
 
 def _sd21_layout() -> Layout:
-    return module_layout(StableDiffusion2Net(), container=("state_dict",), optional=frozenset(SCHEDULE_KEYS + EMA_KEYS))
+    return module_layout(StableDiffusion2Net(), container=("state_dict",), optional=frozenset(SCHEDULE_KEYS + EMA_KEYS),
+                         any_float=True)  # fmt: skip
 
 
 register_layout(DACLIP_FILE, lambda: main_layout(official_config("daclip")))
@@ -102,10 +103,12 @@ class LoadReport:
     tolerated: list[str] = field(default_factory=list)
     schedule_checked: list[str] = field(default_factory=list)
     aliases_checked: int = 0
+    cast_to_float32: dict[str, int] = field(default_factory=dict)  # stored dtype -> number of tensors cast
 
     def as_record(self) -> dict[str, object]:
         return {"file": self.file, "sha256": self.sha256, "tolerated_keys": self.tolerated,
-                "schedule_buffers_checked": len(self.schedule_checked), "aliased_keys_checked_equal": self.aliases_checked}  # fmt: skip
+                "schedule_buffers_checked": len(self.schedule_checked), "aliased_keys_checked_equal": self.aliases_checked,
+                "cast_to_float32": self.cast_to_float32}  # fmt: skip
 
 
 def _check_schedule(state: dict[str, torch.Tensor], path: Path, report: LoadReport) -> None:
@@ -150,13 +153,21 @@ def checked_state(path: str | Path, layout: Layout) -> tuple[dict[str, torch.Ten
         raise OfficialWeightsError(f"{path} does not match the expected layout: {result.summary()}")
     _check_schedule(state, path, report)
     report.tolerated = [k for k in result.tolerated if k not in SCHEDULE_KEYS]
-    keep = {k: v for k, v in state.items() if k in layout.tensors}
+    keep = {}
+    for key, value in state.items():
+        if key in layout.tensors:
+            if layout.tensors[key].dtype == "float32" and value.dtype != torch.float32:
+                name = str(value.dtype).removeprefix("torch.")
+                report.cast_to_float32[name] = report.cast_to_float32.get(name, 0) + 1
+                value = value.float()
+            keep[key] = value
     return keep, report
 
 
-def load_into(module: nn.Module, path: str | Path, layout: Layout) -> LoadReport:
+def load_into(module: nn.Module, path: str | Path, layout: Layout, assign: bool = False) -> LoadReport:
+    """Strictly load ``path``; ``assign`` adopts the file's tensors (for a module built on the meta device)."""
     state, report = checked_state(path, layout)
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=True, assign=assign)
     return report
 
 

@@ -1,10 +1,12 @@
 """MoE-DiffIR inference as the release runs it: fusion-VAE latent, prompts per step, ancestral DDPM, fusion decode.
 
-One seeded generator per call drives the posterior sample, the start noise, the gating noise and the DDPM noise.
+Each image gets its own generator, seeded from ``seed`` and the image's bytes: it drives that image's posterior
+sample, start noise, gating noise and DDPM noise, so a result does not depend on batching or on the other images.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -30,6 +32,16 @@ class InferenceSettings:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
+
+
+def image_generators(images01: torch.Tensor, seed: int) -> list[torch.Generator]:
+    """One CPU generator per image, seeded from ``seed`` and the image's 8-bit pixels."""
+    pixels = (images01.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    generators = []
+    for image in pixels:
+        digest = hashlib.sha256(str(seed).encode() + image.tobytes()).digest()
+        generators.append(torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1))
+    return generators
 
 
 class MoEDiffIRPipeline:
@@ -75,7 +87,7 @@ class MoEDiffIRPipeline:
     @torch.no_grad()
     def restore(self, lq01: torch.Tensor, task_ids: list[int], progress: Callable[[int], None] | None = None) -> torch.Tensor:
         device = lq01.device
-        generator = torch.Generator(device="cpu").manual_seed(self.settings.seed)
+        generator = image_generators(lq01, self.settings.seed)
         lq = lq01.float() * 2 - 1
         with self._autocast(device):
             z, features = self.vae.sample(lq, generator)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cirbench.diffusion.ldm_unet import CrossAttention, Downsample
-from cirbench.diffusion.samplers import seeded_noise
+from cirbench.diffusion.samplers import Generators, seeded_noise
 
 NOISE_EPSILON = 1e-2
 PROB_FLOOR = 1e-5
@@ -87,7 +87,7 @@ class ExpertPrompts(nn.Module):
             nn.init.zeros_(gate[0].weight)
         self.last_choice: torch.Tensor | None = None  # [B, N, k] expert indices of the last call (for inspection)
 
-    def route(self, x: torch.Tensor, task_ids: list[int], generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def route(self, x: torch.Tensor, task_ids: list[int], generator: Generators) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k gate values and expert indices per token, [B, N, k] each."""
         logits = torch.stack([self.f_gate[t](x[i]) for i, t in enumerate(task_ids)])
         clean, raw_std = logits.chunk(2, dim=-1)
@@ -96,7 +96,7 @@ class ExpertPrompts(nn.Module):
         return probs.topk(self.top_k, dim=-1)
 
     def forward(self, x: torch.Tensor, task_ids: list[int], degradation: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+                generator: Generators = None) -> torch.Tensor:  # fmt: skip
         router_input = x if degradation is None else self.attn(x, degradation.to(x.dtype))
         gates, choice = self.route(router_input, task_ids, generator)
         self.last_choice = choice
@@ -122,7 +122,7 @@ class MoEPromptModule(nn.Module):
             setattr(self, f"downsample{stage}", Downsample(cfg.embed_dim))
 
     def forward(self, z_lq: torch.Tensor, task_ids: list[int], degradation: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+                generator: Generators = None) -> dict[str, torch.Tensor]:  # fmt: skip
         """Per stage: ViT blocks, LayerNorm, experts; the next stage starts from the normalised tokens.
 
         As in the release, the last stage's experts see the tokens before ``norm4`` (its output is unused).
