@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -240,9 +240,17 @@ def test_missing_official_weights_name_the_file_and_what_to_do(monkeypatch, tmp_
 def test_resize256_is_the_release_geometry_and_crop256_stays_exact() -> None:
     rgb = np.asarray(Image.open(shared("kodak", "kodim01.png")).convert("RGB"))[:300, :420]
     region = get_protocol("resize256").region(rgb)
-    step1 = Image.fromarray(rgb).resize((416, 288), Image.Resampling.LANCZOS)
-    step2 = np.asarray(step1.resize((369, 256), Image.Resampling.BILINEAR))
-    np.testing.assert_array_equal(region, step2[:, 56:312])
+    step1 = np.asarray(Image.fromarray(rgb).resize((416, 288), Image.Resampling.LANCZOS)).astype(np.float64)
+    # torchvision 0.13's tensor Resize(256): bilinear, half-pixel centres, no antialiasing; 288x416 -> 256x369
+    rows, cols = (np.arange(256) + 0.5) * 288 / 256 - 0.5, (np.arange(369) + 0.5) * 416 / 369 - 0.5
+    rows, cols = np.clip(rows, 0, None), np.clip(cols, 0, None)
+    r0, c0 = np.floor(rows).astype(int), np.floor(cols).astype(int)
+    r1, c1 = np.minimum(r0 + 1, 287), np.minimum(c0 + 1, 415)
+    fr, fc = (rows - r0)[:, None, None], (cols - c0)[None, :, None]
+    top = step1[r0][:, c0] * (1 - fc) + step1[r0][:, c1] * fc
+    bottom = step1[r1][:, c0] * (1 - fc) + step1[r1][:, c1] * fc
+    expected = np.round(top * (1 - fr) + bottom * fr)[:, 56:312]
+    assert region.shape == (256, 256, 3) and np.abs(region.astype(int) - expected).max() <= 1
     assert get_protocol("resize256").region_shape(300, 420) == (256, 256)
     crop = get_protocol("crop256").region(rgb)
     np.testing.assert_array_equal(crop, rgb[16:272, 80:336])

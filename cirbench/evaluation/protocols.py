@@ -71,21 +71,25 @@ def crop256_box(height: int, width: int, image: str = "") -> Box:
 
 
 def resize256(rgb: np.ndarray, image: str = "") -> np.ndarray:
-    """MoE-DiffIR's test.py geometry: sides resized (Lanczos) down to multiples of 32, the short side resized
-    (bilinear, antialiased) to 256, the centre 256x256 cut (torchvision's rounding)."""
+    """MoE-DiffIR's test.py geometry: sides resized (PIL Lanczos) down to multiples of 32, the short side resized to
+    256 as its pinned torchvision 0.13 does on tensors (bilinear, no antialiasing), the centre 256x256 cut
+    (torchvision's rounding), rounded back to 8 bits."""
+    import torch
+    import torch.nn.functional as F
     from PIL import Image
 
     height, width = rgb.shape[:2]
     if height < 32 or width < 32:
         raise ProtocolError(f"image {image or ''} is {height}x{width}: protocol resize256 needs both sides >= 32")
-    picture = Image.fromarray(rgb)
     if height % 32 or width % 32:
-        picture = picture.resize((width // 32 * 32, height // 32 * 32), Image.Resampling.LANCZOS)
-    w, h = picture.size
-    size = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
-    picture = picture.resize(size, Image.Resampling.BILINEAR)
-    top, left = int(round((size[1] - 256) / 2.0)), int(round((size[0] - 256) / 2.0))
-    return np.asarray(picture)[top : top + 256, left : left + 256]
+        rgb = np.asarray(Image.fromarray(rgb).resize((width // 32 * 32, height // 32 * 32), Image.Resampling.LANCZOS))
+    h, w = rgb.shape[:2]
+    size = (int(256 * h / w), 256) if w <= h else (256, int(256 * w / h))
+    tensor = torch.from_numpy(np.array(rgb, dtype=np.float64)).permute(2, 0, 1)[None]
+    resized = F.interpolate(tensor, size=size, mode="bilinear", align_corners=False, antialias=False)
+    top, left = int(round((size[0] - 256) / 2.0)), int(round((size[1] - 256) / 2.0))
+    crop = resized[0, :, top : top + 256, left : left + 256].permute(1, 2, 0)
+    return crop.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -96,8 +100,8 @@ PROTOCOLS: dict[str, Protocol] = {
     ),
     "resize256": Protocol(
         "resize256",
-        "MoE-DiffIR's test.py geometry: sides resized down to multiples of 32, short side resized to 256, centre "
-        "256x256; HR and LQ resampled alike",
+        "MoE-DiffIR's test.py geometry: sides resized (Lanczos) down to multiples of 32, short side resized to 256 "
+        "(bilinear, as torchvision 0.13 on tensors), centre 256x256; HR and LQ resampled alike",
     ),
 }
 

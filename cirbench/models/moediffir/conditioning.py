@@ -72,12 +72,12 @@ def enhancer_decoder(latent: int = 4, dim: int = 256) -> nn.Sequential:
 
 
 def resize_for_clip(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Short side to ``size`` (bicubic, antialiased), then the centre ``size`` x ``size`` (values stay in [-1, 1])."""
+    """The release's Resize(size) + CenterCrop(size) on a tensor with its pinned torchvision 0.13: short side to
+    ``size`` (bilinear, no antialiasing), then the centre ``size`` x ``size``; values are not clamped."""
     h, w = image.shape[-2:]
-    scale = size / min(h, w)
-    resized = F.interpolate(image.float(), size=(max(size, round(h * scale)), max(size, round(w * scale))),
-                            mode="bicubic", antialias=True, align_corners=False)  # fmt: skip
-    top, left = (resized.shape[-2] - size) // 2, (resized.shape[-1] - size) // 2
+    out = (int(size * h / w), size) if w <= h else (size, int(size * w / h))
+    resized = F.interpolate(image.float(), size=out, mode="bilinear", align_corners=False, antialias=False)
+    top, left = int(round((out[0] - size) / 2.0)), int(round((out[1] - size) / 2.0))
     return resized[..., top : top + size, left : left + size].to(image.dtype)
 
 

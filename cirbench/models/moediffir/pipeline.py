@@ -67,7 +67,7 @@ class MoEDiffIRPipeline:
         if net.cfg.variant == "prompt":
             return self.empty_context.expand(lq.shape[0], -1, -1)  # type: ignore[union-attr]
         enhanced = net.transformer_decoder(net.transformer_encoder(z_lq)) + z_lq
-        image = net.first_stage_model.decode(enhanced / net.cfg.scale_factor).clamp(-1, 1)
+        image = net.first_stage_model.decode(enhanced / net.cfg.scale_factor)  # not clamped, as in the release
         return net.cond_stage_model.context(resize_for_clip(image, net.cfg.v2t.resnet.image))
 
     def _degradation(self, lq: torch.Tensor) -> torch.Tensor | None:
