@@ -108,6 +108,8 @@ def create(variant: str, checkpoint: str | None, device: str, decoder: str, step
     name = "moe-diffir" if variant == "daclip" else "moe-diffir-prompt"
     if config not in CONFIGS:
         raise ModelError(f"config must be one of {', '.join(CONFIGS)}, got '{config}'")
+    if precision == "auto":  # the release's default is `--precision autocast`: fp16 autocast on CUDA
+        precision = "fp16" if device.startswith("cuda") else "fp32"
     if precision != "fp32" and not device.startswith("cuda"):
         raise ModelError(f"precision {precision} runs under CUDA autocast: use --device cuda (or precision=fp32)")
     cfg = CONFIGS[config](variant)
@@ -140,7 +142,7 @@ def create(variant: str, checkpoint: str | None, device: str, decoder: str, step
 
 @register_model("moe-diffir")
 def create_moe_diffir(checkpoint: str | None = None, device: str = "cpu", decoder: str = "", steps: int = 200,
-                      seed: int = 42, precision: str = "fp32", sampler: str = "ddpm", task_map: str = "",
+                      seed: int = 42, precision: str = "auto", sampler: str = "ddpm", task_map: str = "",
                       config: str = "official") -> MoEDiffIRModel:  # fmt: skip
     """MoE-DiffIR with the DA-CLIP prior and V2T adapter: ``checkpoint`` MoE-DiffIR_DACLIP.ckpt (or its
     converted .safetensors), ``decoder`` Decoder_Finetuned.ckpt; both default to the weights cache."""
@@ -149,7 +151,7 @@ def create_moe_diffir(checkpoint: str | None = None, device: str = "cpu", decode
 
 @register_model("moe-diffir-prompt")
 def create_moe_diffir_prompt(checkpoint: str | None = None, device: str = "cpu", decoder: str = "", steps: int = 200,
-                             seed: int = 42, precision: str = "fp32", sampler: str = "ddpm", task_map: str = "",
+                             seed: int = 42, precision: str = "auto", sampler: str = "ddpm", task_map: str = "",
                              config: str = "official") -> MoEDiffIRModel:  # fmt: skip
     """MoE-DiffIR with MoE-Prompt only (the release's test default N7_K3.ckpt) and the empty text prompt."""
     return create("prompt", checkpoint, device, decoder, steps, seed, precision, sampler, task_map, config)

@@ -1,6 +1,6 @@
 """MoE-DiffIR's cross-attention contexts: the V2T adapter on CLIP RN50 (with the latent Enhancer) and the empty prompt.
 
-V2T: RN50 layer-4 map -> 3x3 conv -> 49 tokens, 49 learned tokens appended, residual bottleneck adapter (98 x 1024).
+V2T: RN50 layer-4 map -> 3x3 conv -> 49 tokens, 49 learned tokens appended, x + ReLU(bottleneck(x)) (98 x 1024).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class _PromptTokens(nn.Module):
 class _Adapter(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc = nn.Sequential(nn.Linear(dim, hidden, bias=False), nn.ReLU(), nn.Linear(hidden, dim, bias=False))
+        self.fc = nn.Sequential(nn.Linear(dim, hidden, bias=False), nn.ReLU(), nn.Linear(hidden, dim, bias=False), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.fc(x)
