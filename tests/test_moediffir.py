@@ -17,7 +17,7 @@ from PIL import Image
 from cirbench.cli import main
 from cirbench.diffusion.kl_autoencoder import KLAutoencoder
 from cirbench.diffusion.samplers import SamplerSettings, ldm_buffers
-from cirbench.errors import ConfigError
+from cirbench.errors import CirbenchError, ConfigError
 from cirbench.evaluation.protocols import get_protocol
 from cirbench.models import ModelError, load_model
 from cirbench.models.moediffir import official
@@ -287,3 +287,22 @@ def test_every_catalogue_file_has_a_layout_and_convert_names_a_mismatch(tiny_fil
     err = capsys.readouterr().err
     assert "does not match the expected layout" in err and "mis-shaped" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_convert_of_a_file_without_its_own_converter_checks_the_layout_and_keeps_only_its_tensors(tmp_path, monkeypatch) -> None:
+    from safetensors.torch import load_file
+
+    from cirbench.weights import layouts
+    from cirbench.weights.convert import convert_file
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    layout = layouts.module_layout(net, container=("state_dict",), optional=frozenset({"ema"}))
+    monkeypatch.setitem(layouts._BUILDERS, "toy-convert.pth", lambda: layout)
+    source = _save_lightning({**net.state_dict(), "ema": torch.zeros(2)}, tmp_path / "toy-convert.pth")
+    target, report = convert_file(source)
+    written = load_file(str(target))
+    assert set(written) == set(net.state_dict()) and report["tolerated_keys"] == ["ema"]
+    assert all(torch.equal(written[k], v) for k, v in net.state_dict().items())
+    broken = _save_lightning({k: v for k, v in net.state_dict().items() if k != "0.bias"}, tmp_path / "x.pth")
+    with pytest.raises(CirbenchError, match=r"missing keys \(1\): 0.bias"):
+        convert_file(broken, tmp_path / "x.safetensors", "toy-convert.pth")
