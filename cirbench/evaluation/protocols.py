@@ -6,6 +6,7 @@ the release's own geometry (resampled), applied to HR and LQ alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,27 +35,29 @@ class Box:
 
 @dataclass(frozen=True)
 class Protocol:
+    """A named evaluated region: a pixel box cut from every image (``box``), or a resampled copy (``resample``)."""
+
     name: str
     description: str
-
-    def box(self, height: int, width: int, image: str = "") -> Box:
-        if self.name == "full":
-            return Box(0, 0, height, width)
-        if self.name == "resize256":
-            raise ProtocolError("protocol resize256 resamples the image: it has no pixel box")
-        return crop256_box(height, width, image)
+    box: Callable[[int, int, str], Box] | None = None  # (height, width, image) -> the box cut from HR and LQ alike
+    resample: Callable[[np.ndarray, str], np.ndarray] | None = None  # (rgb, image) -> the resampled region
+    resampled_shape: tuple[int, int] = (0, 0)
 
     def region(self, rgb: np.ndarray, image: str = "") -> np.ndarray:
         """The evaluated array of one HR or LQ image [H, W, 3] uint8."""
-        if self.name == "resize256":
-            return resize256(rgb, image)
+        if self.resample is not None:
+            return self.resample(rgb, image)
         return self.box(rgb.shape[0], rgb.shape[1], image).cut(rgb)
 
     def region_shape(self, height: int, width: int, image: str = "") -> tuple[int, int]:
-        if self.name == "resize256":
-            return (256, 256)
+        if self.resample is not None:
+            return self.resampled_shape
         box = self.box(height, width, image)
         return (box.height, box.width)
+
+
+def full_box(height: int, width: int, image: str = "") -> Box:
+    return Box(0, 0, height, width)
 
 
 def crop256_box(height: int, width: int, image: str = "") -> Box:
@@ -93,15 +96,18 @@ def resize256(rgb: np.ndarray, image: str = "") -> np.ndarray:
 
 
 PROTOCOLS: dict[str, Protocol] = {
-    "full": Protocol("full", "whole image; padded (reflect) to the model's size multiple and cropped back"),
+    "full": Protocol("full", "whole image; padded (reflect) to the model's size multiple and cropped back", full_box),
     "crop256": Protocol(
         "crop256",
         "MoE-DiffIR test crop: sides rounded down to multiples of 32 (top-left kept), centre 256x256 of HR and LQ",
+        crop256_box,
     ),
     "resize256": Protocol(
         "resize256",
         "MoE-DiffIR's test.py geometry: sides resized (Lanczos) down to multiples of 32, short side resized to 256 "
         "(bilinear, as torchvision 0.13 on tensors), centre 256x256; HR and LQ resampled alike",
+        resample=resize256,
+        resampled_shape=(256, 256),
     ),
 }
 
