@@ -22,20 +22,18 @@ def register_converter(filename: str, converter: Converter) -> None:
 
 def default_converter(name: str) -> Converter:
     def convert(path: Path, out: Path) -> dict[str, Any]:
-        import torch
-
+        """Read ``path`` once (tensors only), check it against the layout of ``name``, write what the layout holds."""
         from cirbench.fileio import sha256_file
         from cirbench.models.checkpoints import save_state_dict
-        from cirbench.weights.layouts import check_file, expected_layout
+        from cirbench.weights.layouts import compare, expected_layout, specs_of, state_at
         from cirbench.weights.lightning import safe_load
 
-        report = check_file(path, name)
+        layout = expected_layout(name)
+        state = state_at(safe_load(path), layout.container, path)
+        report = compare(layout, specs_of(state))
         if not report.ok:
             raise CirbenchError(f"{path} does not match {name}: {report.summary()}")
-        obj = safe_load(path)
-        for key in expected_layout(name).container:
-            obj = obj.get(key, obj) if isinstance(obj, dict) else obj
-        keep = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor) and k not in report.tolerated}
+        keep = {k: v for k, v in state.items() if k not in report.tolerated}
         digest = sha256_file(path)
         save_state_dict(keep, out, metadata={"cirbench_converted_from": path.name, "source_sha256": digest})
         return {"file": str(path), "sha256": digest, "tolerated_keys": report.tolerated}

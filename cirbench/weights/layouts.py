@@ -143,26 +143,35 @@ def _spec_of(value: Any) -> TensorSpec | None:
     return TensorSpec(tuple(int(s) for s in shape), _dtype_name(dtype))
 
 
-def file_tensors(path: str | Path, container: Iterable[str] = ()) -> dict[str, TensorSpec]:
-    """(shape, dtype) of every tensor at ``container`` in a file, read without executing or loading data."""
-    path = Path(path)
-    if not path.is_file():
-        raise LayoutError(f"{path} is not a file")
-    obj = _load_safely(path)
+def state_at(obj: Any, container: Iterable[str], path: str | Path) -> dict[str, Any]:
+    """The dict of tensors at ``container`` in a loaded file (or at its top level when the tensors sit there, as
+    in a converted or re-saved file); LayoutError naming what is missing or not a tensor."""
     container = tuple(container)
     if container and isinstance(obj, Mapping) and container[0] not in obj and obj and all(map(_spec_of, obj.values())):
-        container = ()  # the tensors sit at the top level (a converted or re-saved file)
+        container = ()
     for key in container:
         if not isinstance(obj, Mapping) or key not in obj:
             raise LayoutError(f"{path}: no '{key}' entry where the state dict should be")
         obj = obj[key]
     if not isinstance(obj, Mapping):
         raise LayoutError(f"{path}: does not hold a dict of tensors")
-    specs = {str(key): _spec_of(value) for key, value in obj.items()}
-    not_tensors = sorted(key for key, spec in specs.items() if spec is None)
+    not_tensors = sorted(str(key) for key, value in obj.items() if _spec_of(value) is None)
     if not_tensors:
         raise LayoutError(f"{path}: entries that are not tensors: {', '.join(not_tensors[:5])}")
-    return {key: spec for key, spec in specs.items() if spec is not None}
+    return {str(key): value for key, value in obj.items()}
+
+
+def specs_of(state: Mapping[str, Any]) -> dict[str, TensorSpec]:
+    """(shape, dtype) of every tensor (or meta tensor, or TensorSpec) of a state dict."""
+    return {key: spec for key, spec in ((k, _spec_of(v)) for k, v in state.items()) if spec is not None}
+
+
+def file_tensors(path: str | Path, container: Iterable[str] = ()) -> dict[str, TensorSpec]:
+    """(shape, dtype) of every tensor at ``container`` in a file, read without executing or loading data."""
+    path = Path(path)
+    if not path.is_file():
+        raise LayoutError(f"{path} is not a file")
+    return specs_of(state_at(_load_safely(path), container, path))
 
 
 @dataclass

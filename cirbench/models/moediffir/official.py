@@ -19,7 +19,7 @@ from cirbench.errors import CirbenchError
 from cirbench.fileio import sha256_file
 from cirbench.models.moediffir.network import MoEDiffIRConfig, MoEDiffIRNet, StableDiffusion2Net, official_config
 from cirbench.weights.convert import register_converter
-from cirbench.weights.layouts import Layout, TensorSpec, compare, module_layout, register_layout
+from cirbench.weights.layouts import Layout, compare, module_layout, register_layout, specs_of, state_at
 from cirbench.weights.manager import WeightFile, register_weight
 
 RELEASE_URL = "https://rec.ustc.edu.cn/share/84315560-c692-11ef-81e4-a301640e2c6f"
@@ -87,11 +87,7 @@ def read_state(path: str | Path) -> dict[str, torch.Tensor]:
         raise OfficialWeightsError(f"weights file {path} does not exist")
     if path.suffix == ".safetensors":
         return load_state_dict(path)
-    obj = safe_load(path)
-    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise OfficialWeightsError(f"{path}: no state dict of tensors (top level or under 'state_dict')")
-    return state
+    return state_at(safe_load(path), ("state_dict",), path)
 
 
 @dataclass
@@ -147,8 +143,7 @@ def checked_state(path: str | Path, layout: Layout) -> tuple[dict[str, torch.Ten
     path = Path(path)
     report = LoadReport(str(path.resolve()), sha256_file(path))
     state = _with_aliases(read_state(path), path, report)
-    found = {k: TensorSpec(tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in state.items()}
-    result = compare(layout, found)
+    result = compare(layout, specs_of(state))
     if not result.ok:
         raise OfficialWeightsError(f"{path} does not match the expected layout: {result.summary()}")
     _check_schedule(state, path, report)
