@@ -85,7 +85,6 @@ class ExpertPrompts(nn.Module):
         )
         for gate in self.f_gate:
             nn.init.zeros_(gate[0].weight)
-        self.last_choice: torch.Tensor | None = None  # [B, N, k] expert indices of the last call (for inspection)
 
     def route(self, x: torch.Tensor, task_ids: list[int], generator: Generators) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k gate values and expert indices per token, [B, N, k] each."""
@@ -99,7 +98,6 @@ class ExpertPrompts(nn.Module):
                 generator: Generators = None) -> torch.Tensor:  # fmt: skip
         router_input = x if degradation is None else self.attn(x, degradation.to(x.dtype))
         gates, choice = self.route(router_input, task_ids, generator)
-        self.last_choice = choice
         experts = torch.einsum("bnc,ecd->bned", x, self.prompt_param.to(x.dtype))  # every expert on every token
         picked = torch.gather(experts, 2, choice[..., None].expand(*choice.shape, x.shape[-1]))
         return (picked * gates[..., None].to(x.dtype)).sum(dim=2)
