@@ -7,7 +7,7 @@ State-dict names, shapes and dtypes equal those of the official ``model.py`` (``
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -352,6 +352,24 @@ def create_promptcir(
     return PromptCIRModel(info, networks, _protocol(32, True, tile, overlap, ensemble))
 
 
+def _small_model(name: str, label: str, checkpoint: str | None, device: str, tile: object, overlap: object,
+                 ensemble: object, init: str | None, packaged: tuple[Path, str | None, Path]) -> PromptCIRModel:  # fmt: skip
+    """A SMALL_CONFIG network: ``checkpoint``, else the packaged weights ``packaged`` = (file, sha256, recipe)."""
+    if checkpoint is None and init != "random":
+        weights, sha256, recipe = packaged
+        checkpoint = str(packaged_small_weights(weights, sha256, name, recipe))
+    networks, version = _build(SMALL_CONFIG, [checkpoint] if checkpoint else [], device)
+    info = ModelInfo(
+        name=name,
+        version=version,
+        needs_task_label=False,
+        trainable=True,
+        description="PromptCIR architecture, small configuration (dim 24, window 8), blind",
+        label=label,
+    )
+    return PromptCIRModel(info, networks, _protocol(SMALL_CONFIG.size_multiple, False, tile, overlap, ensemble))
+
+
 @register_model("promptcir-s")
 def create_promptcir_small(
     checkpoint: str | None = None,
@@ -364,19 +382,8 @@ def create_promptcir_small(
     """Smaller PromptCIR (4.6 M parameters) retrained by cirbench; weights bundled in the package when shipped.
 
     Runs on the whole image (mirror-padded to a multiple of 16) by default; ``tile=384`` bounds memory."""
-    if checkpoint is None and init != "random":
-        checkpoint = str(packaged_small_weights())
-    networks, version = _build(SMALL_CONFIG, [checkpoint] if checkpoint else [], device)
-    info = ModelInfo(
-        name="promptcir-s",
-        version=version,
-        needs_task_label=False,
-        trainable=True,
-        description="PromptCIR architecture, small configuration (dim 24, window 8), blind",
-        label="cirbench retrain (not the paper's weights)",
-    )
-    multiple = SMALL_CONFIG.size_multiple
-    return PromptCIRModel(info, networks, _protocol(multiple, False, tile, overlap, ensemble))
+    return _small_model("promptcir-s", "cirbench retrain (not the paper's weights)", checkpoint, device, tile, overlap,
+                        ensemble, init, (SMALL_WEIGHTS, SMALL_WEIGHTS_SHA256, SMALL_RECIPE))  # fmt: skip
 
 
 @register_model("promptcir-s-diffloss")
@@ -389,10 +396,5 @@ def create_promptcir_small_diffloss(
     init: str | None = None,
 ) -> PromptCIRModel:
     """promptcir-s trained with the diffloss loss (same network, data, steps and seed; only the loss differs)."""
-    if checkpoint is None and init != "random":
-        checkpoint = str(packaged_small_weights(DIFFLOSS_WEIGHTS, DIFFLOSS_WEIGHTS_SHA256, "promptcir-s-diffloss",
-                                                DIFFLOSS_RECIPE))  # fmt: skip
-    model = create_promptcir_small(checkpoint, device, tile, overlap, ensemble, init="random" if checkpoint is None else None)
-    model.info = replace(model.info, name="promptcir-s-diffloss",
-                         label="cirbench retrain with DiffLoss (not the paper's weights)")  # fmt: skip
-    return model
+    return _small_model("promptcir-s-diffloss", "cirbench retrain with DiffLoss (not the paper's weights)", checkpoint,
+                        device, tile, overlap, ensemble, init, (DIFFLOSS_WEIGHTS, DIFFLOSS_WEIGHTS_SHA256, DIFFLOSS_RECIPE))  # fmt: skip
