@@ -5,6 +5,7 @@ The model is an eps-predictor called with the original (un-respaced) timestep in
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,12 @@ EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # one generator for a whole batch, or one per sample (row i of every noise tensor from generator i)
 Generators = torch.Generator | Sequence[torch.Generator] | None
 SAMPLERS = ("ddpm", "ddim")
+
+
+def keyed_generator(key: bytes) -> torch.Generator:
+    """A CPU generator seeded from the sha256 of ``key``: the same key gives the same stream on every machine."""
+    digest = hashlib.sha256(key).digest()
+    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 def seeded_noise(like: torch.Tensor, generator: Generators) -> torch.Tensor:

@@ -6,7 +6,6 @@ sample, start noise, gating noise and DDPM noise, so a result does not depend on
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from cirbench.diffusion.kl_autoencoder import KLAutoencoder
-from cirbench.diffusion.samplers import SamplerSettings, sample, seeded_noise
+from cirbench.diffusion.samplers import SamplerSettings, keyed_generator, sample, seeded_noise
 from cirbench.errors import ConfigError
 from cirbench.models.moediffir.conditioning import resize_for_clip
 from cirbench.models.moediffir.network import MoEDiffIRNet
@@ -37,11 +36,7 @@ class InferenceSettings:
 def image_generators(images01: torch.Tensor, seed: int) -> list[torch.Generator]:
     """One CPU generator per image, seeded from ``seed`` and the image's 8-bit pixels."""
     pixels = (images01.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    generators = []
-    for image in pixels:
-        digest = hashlib.sha256(str(seed).encode() + image.tobytes()).digest()
-        generators.append(torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1))
-    return generators
+    return [keyed_generator(str(seed).encode() + image.tobytes()) for image in pixels]
 
 
 class MoEDiffIRPipeline:

@@ -6,7 +6,6 @@ restored branch here runs WITH autograd through the frozen prior; the ground-tru
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cirbench.diffusion.adm import ADMConfig, ADMUNet
+from cirbench.diffusion.samplers import keyed_generator
 from cirbench.diffusion.schedules import NoiseSchedule, adm_linear_betas
 from cirbench.errors import ConfigError
 from cirbench.training.losses import register_loss
@@ -87,8 +87,7 @@ class DiffLoss(nn.Module):
         return self
 
     def _draw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        key = hashlib.sha256(f"diffloss-{self.seed}-{self.step}".encode()).digest()
-        generator = torch.Generator(device="cpu").manual_seed(int.from_bytes(key[:8], "little") >> 1)
+        generator = keyed_generator(f"diffloss-{self.seed}-{self.step}".encode())
         t = torch.randint(self.t_range[0], self.t_range[1] + 1, (x.shape[0],), generator=generator)
         noise = torch.randn(x.shape, generator=generator, dtype=torch.float32)
         return t.to(x.device), noise.to(x.device)
