@@ -16,21 +16,16 @@ from pathlib import Path
 
 import torch
 
-from cirbench.diffusion.kl_autoencoder import KLAutoencoder
 from cirbench.diffusion.samplers import SamplerSettings
 from cirbench.fileio import write_text_atomic
-from cirbench.models.moediffir.network import MoEDiffIRNet, official_config, tiny_config
+from cirbench.models.moe_diffir import build_networks
+from cirbench.models.moediffir.network import official_config, tiny_config
 from cirbench.models.moediffir.pipeline import InferenceSettings, MoEDiffIRPipeline
 
 
 def build(variant: str, official: bool, device: str) -> tuple[MoEDiffIRPipeline, int]:
     cfg = (official_config if official else tiny_config)(variant)
-    torch.manual_seed(0)
-    with torch.device(device):
-        net, vae = MoEDiffIRNet(cfg).eval(), KLAutoencoder(cfg.fusion_vae).eval()
-    context = net.cond_stage_model.empty_context() if variant == "prompt" else None
-    if variant == "prompt":
-        del net.cond_stage_model
+    net, vae, context, _ = build_networks(cfg, None, None, 0, device)  # seeded random weights, made on the device
     params = sum(p.numel() for p in net.parameters()) + sum(p.numel() for p in vae.parameters())
     return MoEDiffIRPipeline(net, vae, InferenceSettings(), context), params
 

@@ -81,21 +81,25 @@ def _weights_path(explicit: str | None, filename: str) -> str | None:
         return None
 
 
-def _module(factory, path: str | None, layout) -> tuple[torch.nn.Module, dict | None]:
-    """``factory()`` with the file's weights (built on the meta device, the file's tensors adopted), or as initialised."""
+def _module(factory, path: str | None, layout, device: str = "cpu") -> tuple[torch.nn.Module, dict | None]:
+    """``factory()`` with the file's weights (built on the meta device, the file's tensors adopted), or as initialised
+    (on ``device``)."""
     if path is None:
-        return factory().eval(), None
+        with torch.device(device):
+            return factory().eval(), None
     with torch.device("meta"):
         module = factory()
     report = official.load_into(module, path, layout(module), assign=True)
     return module.eval(), report.as_record()
 
 
-def _build_networks(cfg: MoEDiffIRConfig, main: str | None, decoder: str | None, seed: int):
-    """Networks with the official weights (strictly checked), or seeded random weights when no file is given."""
+def build_networks(cfg: MoEDiffIRConfig, main: str | None, decoder: str | None, seed: int, device: str = "cpu"):
+    """Networks with the official weights (strictly checked), or seeded random weights (made on ``device``) when no
+    file is given; the empty-prompt context for the MoE-Prompt-only variant; the load reports."""
     torch.manual_seed(seed)
-    net, net_report = _module(lambda: MoEDiffIRNet(cfg), main, lambda m: official.main_layout(cfg, m))
-    vae, vae_report = _module(lambda: KLAutoencoder(cfg.fusion_vae), decoder, lambda m: official.decoder_layout(cfg, m))
+    net, net_report = _module(lambda: MoEDiffIRNet(cfg), main, lambda m: official.main_layout(cfg, m), device)
+    vae, vae_report = _module(lambda: KLAutoencoder(cfg.fusion_vae), decoder,
+                              lambda m: official.decoder_layout(cfg, m), device)  # fmt: skip
     context = None
     if cfg.variant == "prompt":
         context = net.cond_stage_model.empty_context()
@@ -121,7 +125,7 @@ def create(variant: str, checkpoint: str | None, device: str, decoder: str, step
         raise WeightsUnavailable(official.FILES[missing], "the release's links are dead (MoE-DiffIR issues #15, #16) "
                                  "and the file is not in the weights cache")  # fmt: skip
     settings = InferenceSettings(SamplerSettings(method=sampler, steps=steps), seed=seed, precision=precision)
-    net, vae, context, reports = _build_networks(cfg, main, dec, seed)
+    net, vae, context, reports = build_networks(cfg, main, dec, seed)
     pipeline = MoEDiffIRPipeline(net, vae, settings, context).to(device)
     trained = main is not None and dec is not None
     info = ModelInfo(
