@@ -112,7 +112,11 @@ def test_a_tiny_lightning_checkpoint_loads_strictly_and_round_trips_through_conv
     layout = official.layout_for(official.DACLIP_FILE, tiny_config("daclip"))
     official.convert(tiny_files["daclip"], out, layout)
     again = load_model("moe-diffir", checkpoint=str(out), decoder=str(tiny_files["decoder"]), config="tiny", steps=3)
-    assert torch.equal(again.restore(lq, TASKS["HEVC_47"]), before)
+    converted = again.pipeline.net.state_dict()
+    assert all(torch.equal(converted[k], v) for k, v in loaded.items())  # the weights round-trip bit for bit
+    # the same weights in differently aligned memory (mmap'd .ckpt vs safetensors) may pick other SIMD kernels
+    # (torch 2.14 on this CPU: 8e-7 apart), so the outputs are compared at float32 rounding
+    assert torch.allclose(again.restore(lq, TASKS["HEVC_47"]), before, rtol=0, atol=1e-5)
 
     _, state = _official_like("daclip")
     half = {k: v.half() if v.is_floating_point() and k not in official.SCHEDULE_KEYS else v for k, v in state.items()}

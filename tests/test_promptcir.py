@@ -166,7 +166,8 @@ def test_untiled_protocol_equals_padded_network_output() -> None:
 def test_small_model_configuration_and_missing_packaged_weights() -> None:
     assert sum(p.numel() for p in PromptCIRNet(SMALL_CONFIG).parameters()) == 4_576_005
     untrained = load_model("promptcir-s", init="random")
-    assert untrained.info.label == "cirbench retrain (not the paper's weights)"
+    assert untrained.info.label == "PromptCIR small architecture, untrained"  # never labelled as the retrain
+    assert not untrained.info.is_result and untrained.info.not_a_result == "untrained (random initialisation)"
     assert untrained.info.trainable and not untrained.info.needs_task_label
     if SMALL_WEIGHTS.is_file():
         assert load_model("promptcir-s").info.version != "untrained"

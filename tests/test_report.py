@@ -16,7 +16,6 @@ from cirbench.compare.plots import LABEL_HEIGHT, PANEL_GAP, TITLE_HEIGHT, panel_
 from cirbench.compare.report import ReportError, write_report
 from cirbench.dataset.reader import BuiltDataset, read_rgb
 from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
-from cirbench.evaluation.protocols import ProtocolError
 
 HEADER_RGB = (0xE8, 0xEE, 0xF7)  # th background in the report's CSS
 BEST_RGB = (0xDF, 0xF0, 0xD8)  # background of the best value per column
@@ -70,8 +69,9 @@ def test_side_by_side_crop_shows_hr_lq_and_every_method(reported: tuple[Path, Pa
 
 def test_report_needs_a_run_it_can_show(tmp_path: Path) -> None:
     dataset = build_tiny(tmp_path, SMALL_CROPS[:1])
-    with pytest.raises(ProtocolError, match="crop256"):
+    with pytest.raises(ReportError, match="no evaluated run.*no identity row.*crop256"):
         write_report(dataset, tmp_path / "r", protocol="crop256")  # identity cannot run crop256 on 48x64 images
+    assert not (dataset / "results" / "runs").is_dir() or not any((dataset / "results" / "runs").iterdir())
     for folder in ("JPEG_10", "JPEG_30", "WEBP_5"):
         shutil.rmtree(dataset / folder)
     with pytest.raises(ReportError, match="no evaluated run"):

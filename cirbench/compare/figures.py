@@ -12,9 +12,9 @@ import pandas as pd
 from cirbench.build.jobs import psnr_rgb
 from cirbench.compare import plots
 from cirbench.compare.leaderboard import IDENTITY, Leaderboard
-from cirbench.dataset.reader import BuiltDataset, read_rgb
+from cirbench.dataset.reader import BuiltDataset, DatasetError, read_rgb
 from cirbench.evaluation.protocols import get_protocol, preview_box
-from cirbench.evaluation.results import ResultsStore
+from cirbench.evaluation.results import ResultsStore, repair_hint
 from cirbench.metrics.aggregate import capped
 
 MAX_CROP_FIGURES = 12
@@ -62,11 +62,11 @@ def _lpips_of(scores: pd.DataFrame) -> dict[tuple[str, str, str], float]:
 
 
 def crop_figures(ds: BuiltDataset, board: Leaderboard, methods: list[str], protocol: str, profile: str,
-                 out: Path) -> list[Path]:  # fmt: skip
+                 out: Path, problems: list[str] | None = None) -> list[Path]:  # fmt: skip
     """HR | LQ | each method on the same crop, for the first images at the hardest and easiest level of each codec.
 
     Each panel is labelled with the crop's PSNR against HR (and the image's LPIPS when scored); the LQ is the
-    identity output, so it is shown once.
+    identity output, so it is shown once. An unreadable preview leaves its panel out, with a line in ``problems``.
     """
     runs = {label: f for f, r, label in ResultsStore(ds.results_dir()).labelled_runs()
             if (r["protocol"], r["profile"]) == (protocol, profile)}  # fmt: skip
@@ -82,15 +82,26 @@ def crop_figures(ds: BuiltDataset, board: Leaderboard, methods: list[str], proto
     for task, stem in dict.fromkeys((t.name, s) for t, s in candidates):
         if len(written) >= MAX_CROP_FIGURES:
             break
-        figure = _crop_figure(ds, ds.task(task), stem, shown, runs, lpips, protocol, out)
+        figure = _crop_figure(ds, ds.task(task), stem, shown, runs, lpips, protocol, out,
+                              problems if problems is not None else [])  # fmt: skip
         if figure is not None:
             written.append(figure)
     return written
 
 
-def _crop_figure(ds, task, stem, methods, runs, lpips, protocol, out) -> Path | None:
-    previews = [(m, runs[m].previews_dir / task.folder / f"{stem}.png") for m in methods]
-    previews = [(m, p) for m, p in previews if p.is_file()]
+def _readable_previews(paths: list[tuple[str, Path]], runs, problems: list[str]) -> list[tuple[str, np.ndarray]]:
+    found = []
+    for method, path in paths:
+        try:
+            found.append((method, read_rgb(path)))
+        except DatasetError as exc:
+            problems.append(f"{exc}; the panel of {method} is left out ({repair_hint(runs[method].path)})")
+    return found
+
+
+def _crop_figure(ds, task, stem, methods, runs, lpips, protocol, out, problems: list[str]) -> Path | None:
+    paths = [(m, runs[m].previews_dir / task.folder / f"{stem}.png") for m in methods]
+    previews = _readable_previews([(m, p) for m, p in paths if p.is_file()], runs, problems)
     if not previews:
         return None
     hr, lq = read_rgb(ds.hr_path(stem)), read_rgb(ds.lq_path(task, stem))
@@ -99,8 +110,7 @@ def _crop_figure(ds, task, stem, methods, runs, lpips, protocol, out) -> Path | 
     box = preview_box(hr.shape[0], hr.shape[1])
     hr_crop, lq_crop = box.cut(hr), box.cut(lq)
     panels = [("HR", hr_crop), (_label(f"LQ {task.name}", lq_crop, hr_crop, lpips.get((IDENTITY, task.name, stem))), lq_crop)]
-    for method, path in previews:
-        crop = read_rgb(path)
+    for method, crop in previews:
         panels.append((_label(method, crop, hr_crop, lpips.get((method, task.name, stem))), crop))
     title = f"{ds.name} / {stem} / {task.name} (crop PSNR against HR)"
     return plots.side_by_side(panels, title, out / f"crop_{task.folder}_{stem}.png")

@@ -34,6 +34,7 @@ class Leaderboard:
     metrics: list[str]
     input_bpp: dict[str, dict[str, float]] = field(default_factory=dict)  # dataset -> task -> mean input bpp
     notes: list[str] = field(default_factory=list)
+    run_notes: list[str] = field(default_factory=list)  # runs not complete or unreadable (also in ``notes``)
 
     def value_columns(self, summary: bool = False) -> list[str]:
         columns = [c for c in self.table.columns if c not in ID_COLUMNS and c != "tasks" and not _companion(c)]
@@ -50,26 +51,57 @@ def _group(column: str) -> str:
     return column.split("/")[0]
 
 
-def evaluate_identity_if_missing(ds: BuiltDataset, protocol: str | None, profile: str | None, warn) -> None:
-    """Evaluate the identity row where it is missing, saying so in one line first (no hidden work)."""
+def _served_groups(records: list[dict], protocol: str | None, profile: str | None) -> set[tuple[str, str]]:
+    """(protocol, profile) of the runs that have a finished task (a group of only failed runs needs no baseline)."""
+    combos = {(r["protocol"], r["profile"]) for r in records if r.get("tasks_complete")}
+    combos = {c for c in combos if (protocol is None or c[0] == protocol) and (profile is None or c[1] == profile)}
+    if not combos and not records:
+        combos = {(protocol or "full", profile or "cirbench")}
+    return combos
+
+
+def evaluate_identity_if_missing(ds: BuiltDataset, protocol: str | None, profile: str | None, warn) -> list[str]:
+    """Evaluate the identity row where it is missing, saying so in one line first (no hidden work); returns one line
+    per group whose identity row cannot be made (that group is still shown, without its Δ)."""
+    from cirbench.errors import CirbenchError
     from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
 
     records = [record for _, record in ResultsStore(ds.results_dir()).runs()]
-    combos = {(r["protocol"], r["profile"]) for r in records}
-    combos = {c for c in combos if (protocol is None or c[0] == protocol) and (profile is None or c[1] == profile)}
-    if not combos:
-        combos = {(protocol or "full", profile or "cirbench")}
-    wanted = set(ds.task_names())
-    for combo in sorted(combos):
+    wanted, problems = set(ds.task_names()), []
+    for combo in sorted(_served_groups(records, protocol, profile)):
         done = [
             r
             for r in records
             if r["method"] == IDENTITY and (r["protocol"], r["profile"]) == combo and wanted <= set(r["tasks_complete"])
         ]
-        if not done:
-            if warn is not None:
-                warn(f"evaluating the identity row first ({ds.name}, protocol {combo[0]}, profile {combo[1]})")
+        if done:
+            continue
+        if warn is not None:
+            warn(f"evaluating the identity row first ({ds.name}, protocol {combo[0]}, profile {combo[1]})")
+        try:
             evaluate(ds, EvaluationSettings(model=IDENTITY, protocol=combo[0], profile=combo[1]), warn=warn)
+        except CirbenchError as exc:
+            problems.append(f"{ds.name}, protocol {combo[0]}, profile {combo[1]}: no identity row ({exc})")
+            if warn is not None:
+                warn(problems[-1])
+    return problems
+
+
+def run_notes(ds: BuiltDataset) -> list[str]:
+    """One line per run that is not complete (its status and task count) or cannot be read (left out, and how to
+    repair it): no run leaves the leaderboard silently."""
+    from cirbench.evaluation.runs import NOT_FINISHED, list_runs
+
+    notes = []
+    for s in list_runs(ds):
+        if s.status in NOT_FINISHED:
+            shown = "" if s.tasks_done else "; not in the table (no finished task)"
+            why = f" ({s.reason})" if s.reason else ""
+            notes.append(f"{ds.name}: run {s.label} ({s.protocol}, {s.profile}) is {s.status}{why}: "
+                         f"{s.tasks_done}/{s.tasks_total} tasks{shown}")  # fmt: skip
+        elif s.status == "unreadable":
+            notes.append(f"{ds.name}: run {s.path.name} is unreadable and left out: {s.reason}")
+    return notes
 
 
 def _metric_order(scores: pd.DataFrame, profiles: list[str]) -> list[str]:
@@ -180,11 +212,12 @@ def build_leaderboard(
     bootstrap: BootstrapSettings | None = None,
 ) -> Leaderboard:
     """Every run of every method on every dataset; means over images, then over tasks, with paired intervals."""
-    frames, tasks, families, bpp = [], [], [], {}
+    frames, tasks, families, bpp, runs = [], [], [], {}, []
     for ds in datasets:
         if ensure_identity:
-            evaluate_identity_if_missing(ds, protocol, profile, warn)
+            runs += evaluate_identity_if_missing(ds, protocol, profile, warn)
         frames.append(ResultsStore(ds.results_dir()).all_scores())
+        runs += run_notes(ds)
         tasks = list(dict.fromkeys(tasks + [t.name for t in ds.tasks]))
         families = list(dict.fromkeys(families + [t.family for t in ds.tasks]))
         bpp[ds.name] = input_bpp(ds)
@@ -198,11 +231,10 @@ def build_leaderboard(
     stats = cell_statistics(scores, bootstrap)
     metrics = _metric_order(scores, sorted(set(scores["profile"]))) if not scores.empty else []
     if scores.empty:
-        return Leaderboard(pd.DataFrame(columns=ID_COLUMNS), scores, stats.cells, metrics, bpp)
+        return Leaderboard(pd.DataFrame(columns=ID_COLUMNS), scores, stats.cells, metrics, bpp, runs, runs)
     bd = _bd_rates(stats.cells, bpp, families)
     table = _wide(stats, bd, tasks, families, metrics)
-    notes = _notes(stats, metrics)
-    return Leaderboard(table, scores, stats.cells, metrics, bpp, notes)
+    return Leaderboard(table, scores, stats.cells, metrics, bpp, _notes(stats, metrics) + runs, runs)
 
 
 def _notes(stats: CellStatistics, metrics: list[str]) -> list[str]:

@@ -79,7 +79,8 @@ def _html_table(table: pd.DataFrame, columns: list[str], directions: dict[str, b
 def _pick_combo(board: Leaderboard) -> tuple[str, str]:
     combos = list(dict.fromkeys(zip(board.table["protocol"], board.table["profile"], strict=True)))
     if not combos:
-        raise ReportError("no evaluated run to report: run `cirbench evaluate` first")
+        why = f" ({'; '.join(board.run_notes)})" if board.run_notes else ""
+        raise ReportError(f"no evaluated run to report: run `cirbench evaluate` first{why}")
     return ("full", "cirbench") if ("full", "cirbench") in combos else combos[0]
 
 
@@ -124,7 +125,9 @@ def _section(ds: BuiltDataset, board: Leaderboard, table: pd.DataFrame, means: p
     directions = _directions(profile)
     methods = list(table["method"])
     plot_files = figures.make_plots(ds, board, table, means, out / "plots" / ds.name)
-    crop_files = figures.crop_figures(ds, board, methods, protocol, profile, out / "crops" / ds.name)
+    problems: list[str] = []
+    crop_files = figures.crop_figures(ds, board, methods, protocol, profile, out / "crops" / ds.name, problems)
+    problem_html = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
     summary, full = ([c for c in board.value_columns(short) if c in table.columns and table[c].notna().any()]
                      for short in (True, False))  # this profile's columns only  # fmt: skip
     plot_html = "".join(f"<img src='plots/{ds.name}/{p.name}' alt='{html.escape(p.stem)}'>" for p in plot_files)
@@ -135,7 +138,7 @@ def _section(ds: BuiltDataset, board: Leaderboard, table: pd.DataFrame, means: p
 <h3>Per-codec means, overall means and BD-rate</h3><div id="leaderboard">{_mode_tables(table, summary, directions)}</div>
 <h3>Every task</h3>{_mode_tables(table, full, directions)}
 <h3>Plots</h3>{plot_html}
-<h3>Side by side (HR | LQ | methods; crop PSNR under each)</h3>{crop_html}
+<h3>Side by side (HR | LQ | methods; crop PSNR under each)</h3>{crop_html}{f"<ul>{problem_html}</ul>" if problems else ""}
 {_extremes_html(figures.extremes(board, ds.name, methods))}"""
     return body, plot_files, crop_files
 

@@ -53,7 +53,7 @@ def run_unit(unit: WorkUnit) -> dict[str, float]:
     scorer = Scorer(settings.profile, settings.device, only=settings.metrics)
     session = EvaluationSession(ds, model, scorer, RunFolder(Path(unit.run_folder)), settings, unit.method)
     count = session.run({unit.task: list(unit.stems)}, None)
-    return {"images": count, **asdict(session.timings)}
+    return {"images": count, **asdict(session.timings), "clamped_pixels": session.clamped_pixels}
 
 
 def work_units(pending: dict[str, list[str]], has_sets: bool, base: dict[str, Any]) -> list[WorkUnit]:
@@ -79,7 +79,7 @@ def run_on_cluster(scheduler: str, units: list[WorkUnit], progress: Callable[[in
         for future in as_completed(futures):
             result = future.result()  # a worker's typed error is raised here, with its message
             done += int(result["images"])
-            for field in ("load_wait_s", "model_s", "metrics_s", "write_s"):
+            for field in ("load_wait_s", "model_s", "metrics_s", "write_s", "clamped_pixels"):
                 setattr(timings, field, getattr(timings, field) + result[field])
             if progress is not None:
                 progress(done, total, futures[future].task)

@@ -16,10 +16,10 @@ import torch
 
 from cirbench.cpu_memory import keep_freed_memory
 from cirbench.dataset.reader import BuiltDataset
-from cirbench.errors import ConfigError
+from cirbench.errors import CirbenchError, ConfigError
 from cirbench.evaluation.protocols import get_protocol
-from cirbench.evaluation.results import SET_LEVEL_IMAGE, ResultsStore, run_key_hash
-from cirbench.evaluation.run_record import finish_record, now_utc, run_identity, start_record
+from cirbench.evaluation.results import SET_LEVEL_IMAGE, ResultsError, ResultsStore, RunFolder, run_key_hash, writable
+from cirbench.evaluation.run_record import finish_record, now_utc, run_identity, start_record, stopped_record
 from cirbench.evaluation.scorer import Scorer
 from cirbench.evaluation.session import EvaluationSession, Progress
 from cirbench.evaluation.settings import EvaluationSettings
@@ -93,10 +93,11 @@ def _model_of(settings: EvaluationSettings) -> RestorationModel:
     return model
 
 
-def _run_pending(ds, model, scorer, folder, settings, method, pending, progress):
+def _run_pending(ds, model, scorer, folder, settings, method, pending, progress, on_task_done):
     """(pairs restored, timings): here, or as work units on the Dask cluster of ``settings.scheduler``."""
     if not settings.scheduler:
         session = EvaluationSession(ds, model, scorer, folder, settings, method)
+        session.on_task_done = lambda task: on_task_done(task, session.clamped_pixels)
         return session.run(pending, progress), session.timings
     from cirbench.evaluation import distributed
 
@@ -105,6 +106,44 @@ def _run_pending(ds, model, scorer, folder, settings, method, pending, progress)
     units = distributed.work_units(pending, scorer.has_distribution, base)
     timings = distributed.run_on_cluster(settings.scheduler, units, progress)
     return sum(len(stems) for stems in pending.values()), timings
+
+
+def _finished_tasks(ds: BuiltDataset, tasks: list[Task], scores: pd.DataFrame, scorer: Scorer) -> list[str]:
+    return [name for name, stems in _pending(ds, tasks, scores, scorer).items() if not stems]
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return text if isinstance(exc, CirbenchError) else f"{type(exc).__name__}: {text}"
+
+
+def _stop(folder: RunFolder, record: dict[str, Any], created: bool, exc: BaseException, ds: BuiltDataset,
+          tasks: list[Task], scorer: Scorer) -> None:  # fmt: skip
+    """A run that stopped early: gone if it was new and scored nothing, else marked failed/interrupted, tasks kept."""
+    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    try:
+        scores = folder.scores()
+    except ResultsError:
+        scores = None
+    if created and scores is not None and scores.empty:
+        folder.remove()  # nothing to keep: no folder poisons later commands
+        return
+    done = _finished_tasks(ds, tasks, scores, scorer) if scores is not None else []
+    folder.write_record(stopped_record(record, status, _one_line(exc), ds.task_names(), done))
+
+
+def _complete_run(ds: BuiltDataset, tasks: list[Task], folder: RunFolder, scorer: Scorer) -> EvaluationOutcome | None:
+    """The finished run of this configuration, read without writing anything (a read-only dataset)."""
+    record = folder.read_record() if folder.path.is_dir() else {}
+    if record.get("status") != "complete":
+        return None
+    scores = folder.scores()
+    if any(_pending(ds, tasks, scores, scorer).values()):
+        return None
+    pairs = sum(1 for _ in ds.pairs([t.name for t in tasks]))
+    return EvaluationOutcome(folder.path, record, scores, 0, pairs, dict(record.get("skipped_metrics", {})))
 
 
 def _method_label(model: RestorationModel, settings: EvaluationSettings, sha: str | None) -> str:
@@ -140,15 +179,34 @@ def evaluate(
     identity = run_identity(ds, model.info, settings, sha, scorer.profile_name)
     store = ResultsStore(ds.results_dir())
     folder = store.run_folder(method, settings.protocol, scorer.profile_name, run_key_hash(identity))
+    if not writable(folder.path):
+        done = None if settings.force else _complete_run(ds, tasks, folder, scorer)
+        if done is None:
+            raise ResultsError(f"the dataset folder {ds.root} is read-only: this run's results cannot be written "
+                               "(copy the dataset somewhere writable, or make it writable)")  # fmt: skip
+        return done
+    created = not folder.path.exists()
+    names = [t.name for t in tasks]
     with folder.lock():
         if settings.force:
             folder.clear()
         record = start_record(folder.read_record(), identity, model.info, settings, method, sha, scorer, started)
         folder.write_record(record)
-        pending = _pending(ds, tasks, folder.scores(), scorer)
-        evaluated, timings = _run_pending(ds, model, scorer, folder, settings, method, pending, progress)
+        base_clamped = int(record.get("clamped_pixels", 0))
+
+        def task_done(task: str, clamped: int) -> None:
+            complete = set(record["tasks_complete"]) | {task}
+            record.update(tasks_complete=[t for t in ds.task_names() if t in complete], clamped_pixels=base_clamped + clamped)
+            folder.write_record(record)
+
+        try:
+            pending = _pending(ds, tasks, folder.scores(), scorer)
+            evaluated, timings = _run_pending(ds, model, scorer, folder, settings, method, pending, progress, task_done)
+        except (Exception, KeyboardInterrupt) as exc:
+            _stop(folder, record, created, exc, ds, tasks, scorer)
+            raise
         scores = folder.finalise()
-        names = [t.name for t in tasks]
+        record["clamped_pixels"] = base_clamped
         total_s = time.perf_counter() - clock
         record = finish_record(record, ds.task_names(), names, scorer.skipped, timings, total_s, evaluated, started)
         folder.write_record(record)

@@ -11,9 +11,11 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,25 @@ LOCK_FILE = ".lock"
 
 
 class ResultsError(CirbenchError):
-    """The results store holds an unreadable record or score file."""
+    """The results store holds an unreadable record or score file, or cannot be written."""
+
+
+def repair_hint(run: Path) -> str:
+    return f"repair: rerun the same `cirbench evaluate` with --force, or delete the run: `cirbench runs rm {run}`"
+
+
+def writable(path: Path) -> bool:
+    """Whether files can be created at ``path`` (or, where it does not exist yet, in its nearest existing parent)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=probe, prefix=".cirbench-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def run_key_hash(identity: dict[str, Any]) -> str:
@@ -95,6 +115,15 @@ class RunFolder:
         finally:
             lock.unlink(missing_ok=True)
 
+    def busy(self) -> bool:
+        """Whether a live process holds this run's lock (an evaluation is running now)."""
+        lock = self.path / LOCK_FILE
+        return lock.exists() and _holder_alive(lock)
+
+    def remove(self) -> None:
+        """Delete the whole run folder (a run that recorded nothing, or `cirbench runs rm`)."""
+        shutil.rmtree(self.path, ignore_errors=False)
+
     def clear(self) -> None:
         """Delete everything of the run but its lock (evaluate --force)."""
         for item in self.path.iterdir():
@@ -110,9 +139,13 @@ class RunFolder:
         if not file.is_file():
             return {}
         try:
-            return json.loads(file.read_text(encoding="utf-8"))
+            record = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ResultsError(f"{file}: unreadable run record ({exc})") from exc
+            raise ResultsError(f"{file}: unreadable run record ({_first_line(exc)}); {repair_hint(self.path)}") from exc
+        fields = ("method", "protocol", "profile")
+        if not isinstance(record, dict) or not all(isinstance(record.get(f), str) for f in fields):
+            raise ResultsError(f"{file}: not a cirbench run record (needs {', '.join(fields)}); {repair_hint(self.path)}")
+        return record
 
     def write_record(self, record: dict[str, Any]) -> None:
         write_text_atomic(self.path / RECORD_FILE, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
@@ -129,8 +162,11 @@ class RunFolder:
         for file in files:
             try:
                 frames.append(pd.read_parquet(file))
-            except (OSError, ValueError) as exc:
-                raise ResultsError(f"{file}: unreadable score file ({exc})") from exc
+            except Exception as exc:  # noqa: BLE001  (pyarrow reports a damaged file in many ways)
+                raise ResultsError(f"{file}: unreadable score file ({_first_line(exc)}); {repair_hint(self.path)}") from exc
+            if list(frames[-1].columns) != SCORE_COLUMNS:
+                raise ResultsError(f"{file}: not a cirbench score file (columns {list(frames[-1].columns)}); "
+                                   f"{repair_hint(self.path)}")  # fmt: skip
         if not frames:
             return scores_frame([])
         merged = pd.concat(frames, ignore_index=True)
@@ -148,6 +184,10 @@ class RunFolder:
             for part in self.parts_dir.glob("*.parquet"):
                 part.unlink()
         return frame
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _create_with_pid(lock: Path) -> bool:
@@ -177,6 +217,15 @@ def _holder_alive(lock: Path) -> bool:
     return 0 < pid != os.getpid() and pid_alive(pid)
 
 
+@dataclass
+class RunEntry:
+    """One run folder: its record ({} when missing or unreadable) and, if unreadable, why (one line)."""
+
+    folder: RunFolder
+    record: dict[str, Any]
+    problem: str = ""
+
+
 class ResultsStore:
     """All runs evaluated on one dataset."""
 
@@ -190,16 +239,22 @@ class ResultsStore:
     def run_folder(self, method: str, protocol: str, profile: str, key_hash: str) -> RunFolder:
         return RunFolder(self.runs_dir / _slug(f"{method}-{protocol}-{profile}-{key_hash}"))
 
-    def runs(self) -> list[tuple[RunFolder, dict[str, Any]]]:
-        """(folder, record) of every run that has a record, oldest update first."""
+    def entries(self) -> list[RunEntry]:
+        """Every run folder, readable or not, by folder name; an unreadable record is reported, never raised."""
         if not self.runs_dir.is_dir():
             return []
         found = []
         for path in sorted(p for p in self.runs_dir.iterdir() if p.is_dir()):
             folder = RunFolder(path)
-            record = folder.read_record()
-            if record:
-                found.append((folder, record))
+            try:
+                found.append(RunEntry(folder, folder.read_record()))
+            except ResultsError as exc:
+                found.append(RunEntry(folder, {}, str(exc)))
+        return found
+
+    def runs(self) -> list[tuple[RunFolder, dict[str, Any]]]:
+        """(folder, record) of every run with a readable record, oldest update first."""
+        found = [(e.folder, e.record) for e in self.entries() if e.record]
         return sorted(found, key=lambda item: str(item[1].get("updated_utc", "")))
 
     def labelled_runs(self) -> list[tuple[RunFolder, dict[str, Any], str]]:
@@ -219,10 +274,19 @@ class ResultsStore:
         return labelled
 
     def all_scores(self) -> pd.DataFrame:
-        """Scores of the completed tasks of every run, labelled uniquely, plus protocol, profile, mode, run columns."""
-        frames = []
+        """Scores of the completed tasks of every readable run (see ``scores_and_problems``)."""
+        return self.scores_and_problems()[0]
+
+    def scores_and_problems(self) -> tuple[pd.DataFrame, list[str]]:
+        """Scores of the completed tasks of every run, labelled uniquely, plus protocol, profile, mode, run columns;
+        and one line per run left out because a file of it cannot be read (every other run is unaffected)."""
+        frames, problems = [], [e.problem for e in self.entries() if e.problem]
         for folder, record, label in self.labelled_runs():
-            frame = folder.scores()
+            try:
+                frame = folder.scores()
+            except ResultsError as exc:
+                problems.append(str(exc))
+                continue
             frame = frame[frame["task"].isin(record.get("tasks_complete", []))]
             if frame.empty:
                 continue
@@ -233,8 +297,8 @@ class ResultsStore:
             frames.append(frame)
         if not frames:
             empty = {c: pd.Series(dtype=str) for c in ("protocol", "profile", "mode", "run")}
-            return scores_frame([]).assign(**empty)
-        return pd.concat(frames, ignore_index=True)
+            return scores_frame([]).assign(**empty), problems
+        return pd.concat(frames, ignore_index=True), problems
 
 
 def _flat(identity: dict[str, Any], prefix: str = "") -> dict[str, str]:

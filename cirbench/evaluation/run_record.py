@@ -26,9 +26,11 @@ class Timings:
     model_s: float = 0.0
     metrics_s: float = 0.0
     write_s: float = 0.0  # parts, previews and restored PNGs
+    clamped_pixels: int = 0  # not a time: pixels with a value just outside [0, 1], clamped before scoring
 
     def as_dict(self, total: float) -> dict[str, float]:
-        return {**{k: round(v, 4) for k, v in asdict(self).items()}, "total_s": round(total, 4)}
+        seconds = {k: round(v, 4) for k, v in asdict(self).items() if k.endswith("_s")}
+        return {**seconds, "total_s": round(total, 4)}
 
 
 def now_utc() -> str:
@@ -88,6 +90,9 @@ def start_record(previous: dict[str, Any], identity: dict[str, Any], info: Any, 
             "metrics": scorer.describe(),
             "skipped_metrics": dict(scorer.skipped),
             "status": "running",
+            "failure": None,
+            "is_result": bool(info.is_result),
+            "not_a_result": info.not_a_result,
             "device": settings.device,
             "batch": settings.batch,
             "tile": settings.tile,
@@ -115,11 +120,28 @@ def finish_record(record: dict[str, Any], task_order: list[str], done: list[str]
     }
     record.update(
         status="complete",
+        failure=None,
+        clamped_pixels=int(record.get("clamped_pixels", 0)) + timings.clamped_pixels,
         tasks_complete=[t for t in task_order if t in complete],
         skipped_metrics={**record.get("skipped_metrics", {}), **skipped},
         sessions=[*record.get("sessions", []), session],
         updated_utc=session["finished_utc"],
         versions=session["versions"],
         timings=session["timings"],
+    )
+    return record
+
+
+def stopped_record(record: dict[str, Any], status: str, reason: str, task_order: list[str], done: list[str],
+                   clamped_pixels: int = 0) -> dict[str, Any]:  # fmt: skip
+    """The record of a run that stopped early (``failed`` or ``interrupted``): its finished tasks and why."""
+    record = dict(record)
+    complete = set(record.get("tasks_complete", [])) | set(done)
+    record.update(
+        status=status,
+        failure=reason,
+        clamped_pixels=int(record.get("clamped_pixels", 0)) + clamped_pixels,
+        tasks_complete=[t for t in task_order if t in complete],
+        updated_utc=now_utc(),
     )
     return record

@@ -17,6 +17,7 @@ import torch
 
 from cirbench.dataset.reader import BuiltDataset
 from cirbench.evaluation.loading import Batch, iter_batches, plan_batches
+from cirbench.evaluation.model_guard import CallSite, RangeCheck, guarded_restore
 from cirbench.evaluation.protocols import preview_box
 from cirbench.evaluation.results import SET_LEVEL_IMAGE, RunFolder, scores_frame
 from cirbench.evaluation.run_record import Timings
@@ -64,7 +65,7 @@ class _Scored:
     task: Task
     stems: list[str]
     values: dict[str, torch.Tensor]  # result name -> [B] on the device
-    finite: torch.Tensor  # 0-d bool on the device: the model output had no NaN/inf
+    check: RangeCheck  # NaN/inf and out-of-range counts of the model output, on the device
 
 
 class EvaluationSession:
@@ -79,6 +80,11 @@ class EvaluationSession:
         self.preview_stems = set(ds.images[: settings.preview_images])
         self.buffer: list[_Scored] = []
         self.last_flush = time.perf_counter()
+        self.clamped_pixels = 0  # pixels with a value just outside [0, 1], clamped before scoring
+        self.on_task_done: Callable[[str], None] | None = None  # called after a task's scores are all written
+
+    def site(self, task: Task, stems: list[str]) -> CallSite:
+        return CallSite(self.model.info.name, self.ds.name, task.name, tuple(stems))
 
     def restore(self, batch: Batch) -> torch.Tensor:
         """The model's output quantised to 8 bits (what a PNG stores), as float 0..255 on the device."""
@@ -86,7 +92,7 @@ class EvaluationSession:
         label = batch.task if self.model.info.needs_task_label else None
         with torch.inference_mode(), self.timer.measure():
             out = restore_any_size(
-                lambda x: self.model.restore(x, label),
+                guarded_restore(self.model, label, self.site(batch.task, batch.stems)),
                 lq,
                 multiple=self.model.info.size_multiple,
                 tile=self.settings.tile,
@@ -96,14 +102,14 @@ class EvaluationSession:
 
     def score(self, batch: Batch, out: torch.Tensor, feed_sets: bool) -> torch.Tensor:
         start = time.perf_counter()
-        finite = torch.isfinite(out).all()
+        check = RangeCheck.of(out)
         restored255 = torch.nan_to_num(out).clamp_(0.0, 1.0).mul_(255.0).round_()
         hr = batch.hr.to(self.settings.device, non_blocking=True).to(torch.float32).div_(255.0)
         restored = restored255 / 255.0
         values = self.scorer.paired(hr, restored)
         if feed_sets:
             self.scorer.update_sets(hr, restored)
-        self.buffer.append(_Scored(batch.task, batch.stems, values, finite))
+        self.buffer.append(_Scored(batch.task, batch.stems, values, check))
         self.timings.metrics_s += time.perf_counter() - start
         return restored255
 
@@ -131,18 +137,26 @@ class EvaluationSession:
         if not self.buffer or (not force and time.perf_counter() - self.last_flush < FLUSH_SECONDS):
             return
         start = time.perf_counter()
+        good, failure = [], None
         for scored in self.buffer:
-            if not bool(scored.finite):
-                raise ModelError(f"model '{self.model.info.name}' returned NaN or inf on task {scored.task.name}")
+            try:
+                self.clamped_pixels += scored.check.verdict(self.site(scored.task, scored.stems))
+            except ModelError as exc:
+                failure = exc
+                break
+            good.append(scored)
+        self.buffer = []
         rows = [
             self.row(stem, scored.task, metric, value)
-            for scored in self.buffer
+            for scored in good
             for metric, tensor in scored.values.items()
             for stem, value in zip(scored.stems, tensor.tolist(), strict=True)
         ]
-        first = self.buffer[0]
-        self.folder.write_part(f"{first.task.name}-{first.stems[0]}-{os.getpid()}-{time.time_ns()}", scores_frame(rows))
-        self.buffer = []
+        if rows:  # the batches before a bad one are kept
+            first = good[0]
+            self.folder.write_part(f"{first.task.name}-{first.stems[0]}-{os.getpid()}-{time.time_ns()}", scores_frame(rows))
+        if failure is not None:
+            raise failure
         self.last_flush = time.perf_counter()
         self.timings.write_s += self.last_flush - start
 
@@ -160,6 +174,8 @@ class EvaluationSession:
         if feed_sets:
             rows = [self.row(SET_LEVEL_IMAGE, task, n, v) for n, v in self.scorer.compute_sets().items()]
             self.folder.write_part(f"{task.name}-set", scores_frame(rows))
+        if self.on_task_done is not None:
+            self.on_task_done(task.name)
 
     def run(self, pending: dict[str, list[str]], progress: Progress | None) -> int:
         """Evaluate every pending pair; returns how many were restored."""
@@ -175,4 +191,5 @@ class EvaluationSession:
             raise
         self.timings.load_wait_s = waited[0]
         self.timings.model_s = self.timer.total()
+        self.timings.clamped_pixels = self.clamped_pixels
         return total

@@ -37,6 +37,11 @@ class ModelInfo:
     description: str = ""
     label: str = ""  # e.g. "cirbench retrain (not the paper's weights)"
     details: dict[str, Any] = field(default_factory=dict, hash=False)  # inference settings for the run record
+    not_a_result: str = ""  # why its scores are not a result (e.g. "seeded random weights"); "" = a result
+
+    @property
+    def is_result(self) -> bool:
+        return not self.not_a_result
 
 
 @runtime_checkable
@@ -144,8 +149,13 @@ def load_model(spec: str, checkpoint: str | None = None, device: str = "cpu", **
     options = _check_options(spec, parameters, options)
     try:
         model = factory(checkpoint=checkpoint, device=device, **options)
+    except CirbenchError:
+        raise
     except (TypeError, ValueError) as exc:
         raise ModelError(f"model '{spec}' cannot be built with options {options}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001  (a third-party factory's own failure becomes one line naming it)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ModelError(f"model factory '{spec}' raised {type(exc).__name__}: {first}") from exc
     info = getattr(model, "info", None)
     if not isinstance(info, ModelInfo) or not callable(getattr(model, "restore", None)):
         raise ModelError(f"model '{spec}' does not implement RestorationModel (needs .info: ModelInfo and .restore)")

@@ -138,6 +138,9 @@ def create(variant: str, checkpoint: str | None, device: str, decoder: str, step
                     f"configuration, {sampler.upper()} {steps} steps, seed {seed}, {precision}; oracle task id",
         label="MoE-DiffIR, the authors' weights (no published hash)" if trained else
               f"MoE-DiffIR architecture with seeded random weights ({config}): not a result",
+        not_a_result="" if trained and config == "official" else
+                     "seeded random weights" + ("" if config == "official" else f" ({config} configuration)")
+                     if not trained else f"{config} configuration",
         details={"sampler": asdict(settings.sampler), "seed": seed, "precision": precision, "fusion_weight": 1.0,
                  "task_map": parse_task_map(task_map), "weights": reports, "config": config},
     )  # fmt: skip

@@ -348,6 +348,7 @@ def create_promptcir(
         trainable=True,
         description=f"PromptCIR (Li et al., NTIRE 2024), {len(networks)} network(s), official test protocol",
         label=label,
+        not_a_result="" if paths else "untrained (random initialisation)",
     )
     return PromptCIRModel(info, networks, _protocol(32, True, tile, overlap, ensemble))
 
@@ -365,7 +366,8 @@ def _small_model(name: str, label: str, checkpoint: str | None, device: str, til
         needs_task_label=False,
         trainable=True,
         description="PromptCIR architecture, small configuration (dim 24, window 8), blind",
-        label=label,
+        label=label if checkpoint else "PromptCIR small architecture, untrained",
+        not_a_result="" if checkpoint else "untrained (random initialisation)",
     )
     return PromptCIRModel(info, networks, _protocol(SMALL_CONFIG.size_multiple, False, tile, overlap, ensemble))
 

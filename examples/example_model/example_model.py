@@ -47,6 +47,8 @@ class ExampleModel:
             trainable=True,  # `cirbench train example_model:create` can train it
             description="residual 3-layer conv net (cirbench example model)",
             label="example (random weights unless a checkpoint is given)",
+            # why these scores are not a result ("" once trained weights are loaded): never ranked as one
+            not_a_result="untrained example weights" if version.startswith("random") else "",
         )
 
     def restore(self, lq: torch.Tensor, task) -> torch.Tensor:
