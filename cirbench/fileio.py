@@ -43,13 +43,26 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+_NAME_ROOM = 200  # bytes of the final name kept in a temporary name (names stay under NAME_MAX = 255)
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of a temporary file beside ``name``: the name itself, or for a long one its start and a hash, so
+    that prefix + mkstemp's 8 characters + '.part' never exceeds the file system's 255-byte name limit."""
+    raw = os.fsencode(name)
+    if len(raw) <= _NAME_ROOM:
+        return f".{name}."
+    head = raw[:64].decode("utf-8", errors="ignore")
+    return f".{head}-{hashlib.sha256(raw).hexdigest()[:16]}."
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Open a temporary binary file beside ``path``; rename it onto ``path`` on success."""
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(target.name), suffix=".part", dir=target.parent)
     except OSError as exc:
         raise OutputError(f"cannot write in {target.parent}: {exc.strerror or exc}") from exc
     try:
@@ -90,7 +103,7 @@ def write_with_atomic(path: str | os.PathLike[str], writer: Callable[[str], None
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(target.name), suffix=".part", dir=target.parent)
         os.close(fd)
     except OSError as exc:
         raise OutputError(f"cannot write in {target.parent}: {exc.strerror or exc}") from exc

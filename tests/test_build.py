@@ -32,7 +32,7 @@ def test_layout_and_manifest_record_every_byte(small_sources: Path, tmp_path: Pa
     report = _build(small_sources, tmp_path / "out", five_codec_taskset, keep_bitstreams=True)
     assert report.ok and report.sources == 3 and report.built == 15
     root = tmp_path / "out" / "set"
-    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["AVC_37", "HM_42", "HR", "JPEG_10", "VTM_47", "WEBP_5", "bitstreams"]
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["AVC_37", "HM_42", "HR", "JPEG_10", "VTM_47", "WEBP_5", "bitstreams", "moe_diffir_unbuilt"]
     frame = read_manifest_table(root)
     assert list(frame.columns) == COLUMN_NAMES and len(frame) == 18
     for row in frame[frame["kind"] == "lq"].to_dict(orient="records"):

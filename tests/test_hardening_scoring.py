@@ -24,6 +24,7 @@ from cirbench.cli import main
 from cirbench.evaluation.results import LOCK_FILE, ResultsError, RunFolder
 from cirbench.metrics import create_metric
 from cirbench.metrics.profiles import get_profile
+from cirbench.tasks import load_taskset
 
 
 def _pyiqa_ssim_reference(ref: np.ndarray, test: np.ndarray) -> float:
@@ -151,10 +152,19 @@ def test_a_moe_diffir_data_section_points_at_the_real_folders(small_sources: Pat
     assert build_dataset(BuildOptions(out=tmp_path / "out", source=small_sources, taskset=str(tasks), name="set")).ok
     section = yaml.safe_load((tmp_path / "out" / "set" / "moe_diffir_data.yaml").read_text())
     params = section["data"]["params"]["train"]["params"]
-    assert params["de_type"] == ["JPEG_10", "WEBP_5"]
     assert Path(params["WEBP_5"]).name == "WEBP_5" and Path(params["WEBP_5"]).is_dir()
     assert sorted(os.listdir(params["JPEG_10"])) == ["barbara.png", "bikes.png", "kodim01.png"]
     assert "JPEG_33" not in params
+    # Their config's 21 path keys hold 'Your_Path/...' placeholders; their loader lists every one of them
+    # (os.listdir(key) + file name, whatever de_type says). After the merge none may be a placeholder.
+    official = [t.name for t in sorted(load_taskset("moe-diffir-21").tasks, key=lambda t: t.id)]
+    theirs = {"queue_size": 120, "key": "train", "de_type": official, **{n: f"Your_Path/{n}/" for n in official}}
+    merged = {**theirs, **params}
+    assert merged["de_type"] == official
+    for name in official:
+        assert merged[name].endswith("/") and "Your_Path" not in merged[name]
+        listed = os.listdir(merged[name])  # what their loader does first
+        assert listed == ([] if name not in ("JPEG_10", "WEBP_5") else sorted(listed))
 
 
 def test_evaluate_scores_the_rest_when_ms_ssim_cannot_score_small_images(tmp_path: Path, capsys) -> None:

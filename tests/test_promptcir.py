@@ -110,7 +110,7 @@ def test_missing_and_unexpected_keys_are_named(official_checkpoint, tmp_path: Pa
         load_model("promptcir", checkpoint=str(tmp_path / "extra.pth"))
     wrong = {**state, "output.weight": torch.zeros(3, 48, 3, 3)}
     torch.save(wrong, tmp_path / "wrong.pth")
-    with pytest.raises(StrictLoadError, match=r"output\.weight: checkpoint \(3, 48, 3, 3\) vs model \(3, 96, 3, 3\)"):
+    with pytest.raises(StrictLoadError, match=r"mis-shaped keys \(1\): output\.weight \[3, 48, 3, 3\] float32 \(expected \[3, 96, 3, 3\] float32\)"):
         load_model("promptcir", checkpoint=str(tmp_path / "wrong.pth"))
     as_float = {**state, "relative_position_index_SA": state["relative_position_index_SA"].float()}
     torch.save(as_float, tmp_path / "float_index.pth")

@@ -26,7 +26,7 @@ from cirbench.build.manifest import ManifestJournal, load_rows, write_manifest
 from cirbench.build.planning import BuildOptions, BuildReport, TaskPlan, fingerprint, plan_tasks
 from cirbench.build.provenance import write_build_record
 from cirbench.build.runner import open_executor, run_jobs
-from cirbench.build.sources import SourceListing, list_sources
+from cirbench.build.sources import SourceListing, list_sources, pick_by_stem
 from cirbench.errors import CirbenchError, OutputError
 from cirbench.fileio import clean_stale_scratch, sha256_file
 from cirbench.resources import samples_dir
@@ -138,17 +138,17 @@ class _Builder:
         listing = self._listing()
         for name, reason in listing.refused:
             self._record(JobOutcome(label=name, error=f"{self.source_dir / name}: {reason}"))
-        stems: dict[str, Path] = {}
+        used, passed, clashes = pick_by_stem(listing.images)
+        self.progress.start("sources", len(used) + len(clashes))
+        for path, other in clashes:
+            line = f"{path}: same stem as {other.name}; outputs would collide (rename one)"
+            self._record(JobOutcome(label=str(path), error=line))
+        self.report.skipped_entries += [f"{path.name}: same stem as {other.name}, which is lossless and is used"
+                                        for path, other in passed]  # fmt: skip
         jobs = []
-        for path in listing.images:
-            if path.stem in stems:
-                line = f"{path}: same stem as {stems[path.stem].name}; outputs would collide (rename one)"
-                self._record(JobOutcome(label=str(path), error=line))
-                continue
-            stems[path.stem] = path
+        for path in used:
             previous = known.get(("hr", path.stem, "HR"))
             jobs.append(SourceJob(str(path), self.report.dataset, str(self.dataset_dir), self.options.max_pixels, previous))
-        self.progress.start("sources", len(listing.images))
         run_jobs(executor, prepare_source, jobs, window, self._record)
         return sorted(self.current_sources, key=lambda r: r["image"])
 
@@ -236,7 +236,7 @@ class _Builder:
         listing = self._listing()
         known = load_rows(self.dataset_dir) if self.dataset_dir.exists() and not self.options.force else {}
         hr_rows = [
-            {"image": p.stem, "source_file": p.name, "source_sha256": sha256_file(p)} for p in listing.images
+            {"image": p.stem, "source_file": p.name, "source_sha256": sha256_file(p)} for p in pick_by_stem(listing.images)[0]
         ]
         self.report.sources = len(hr_rows)
         self.report.would_build = len(self._task_jobs(hr_rows, ready, known))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,16 @@ from typing import Any
 from cirbench.build.sources import DEFAULT_MAX_PIXELS
 from cirbench.errors import CodecUnavailable, ConfigError, UnknownNameError
 from cirbench.tasks import Task, TaskSet
+
+
+def check_dataset_name(name: str) -> str:
+    """``name`` if it is one plain folder name under OUT; ConfigError for separators, '..', absolute paths."""
+    bad = (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
+           or os.path.isabs(name) or len(os.fsencode(name)) > 255)  # fmt: skip
+    if bad:
+        raise ConfigError(f"dataset name '{name}' must be one folder name (no '/', '\\', '..' or absolute path); "
+                          "the dataset goes to OUT/<name>")  # fmt: skip
+    return name
 
 
 @dataclass
@@ -32,6 +43,12 @@ class BuildOptions:
     scheduler: str | None = None
 
     def __post_init__(self) -> None:
+        if self.name is not None:
+            check_dataset_name(self.name)
+        if self.scheduler:
+            from cirbench.build.runner import check_scheduler
+
+            check_scheduler(self.scheduler)
         if self.jobs < 1:
             raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
         if self.max_pixels < 1:

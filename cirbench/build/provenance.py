@@ -101,30 +101,42 @@ def write_build_record(dataset_dir: Path, report: BuildReport, options: BuildOpt
 MOE_DIFFIR_DATA = "moe_diffir_data.yaml"
 
 
+MOE_DIFFIR_EMPTY = "moe_diffir_unbuilt"  # an empty folder the unbuilt tasks' keys point at
+
+
 def write_moe_diffir_data(dataset_dir: Path, tasks: list[dict[str, Any]]) -> Path | None:
     """Write the data section of the MoE-DiffIR authors' training config, pointing at this build's folders.
 
-    Their shipped config names lower-case ``webp_*`` folders (we write ``WEBP_*``, the names of their released
-    data): this section gives every path key the real folder, so their loader runs unedited on a case-sensitive
-    filesystem. Tasks without a MoE-DiffIR id are left out; nothing is written when none has one.
+    All 21 path keys are written, so none of their ``Your_Path/...`` placeholders survives the config merge:
+    built tasks point at their folders (their config's lower-case ``webp_*`` replaced by our ``WEBP_*``, the names
+    of their released data), unbuilt ones at one existing empty folder. Nothing is written when no built task has a
+    MoE-DiffIR id.
     """
-    moe = sorted((t for t in tasks if t.get("id") is not None), key=lambda t: t["id"])
-    if not moe:
+    from cirbench.tasks import load_taskset
+
+    built = {t["name"]: t for t in tasks if t.get("id") is not None}
+    if not built:
         return None
+    official = sorted((t.as_record() for t in load_taskset("moe-diffir-21").tasks), key=lambda t: t["id"])
     root = dataset_dir.resolve()
+    empty = root / MOE_DIFFIR_EMPTY
+    missing = [t["name"] for t in official if t["name"] not in built]
+    if missing:
+        empty.mkdir(exist_ok=True)
     lines = [
         f"# MoE-DiffIR data section for the cirbench build {root} (cirbench {__version__}).",
-        "# Paste it over data.params.train.params of configs/MoE-DiffIR/*.yaml. Their loader finds each ground",
-        f"# truth by basename in a hard-coded DF2K folder (basicsr/data/CIR_dataset.py): point it at {root / 'HR'}/.",
-        "data:",
-        "  params:",
-        "    train:",
-        "      params:",
-        "        queue_size: 120",
-        "        key: 'train'",
-        "        de_type: [" + ", ".join(f"'{t['name']}'" for t in moe) + "]",
+        "# Paste it over data.params.train.params of configs/MoE-DiffIR/*.yaml (or merge it, as their main.py merges",
+        "# configs). Their loader finds each ground truth by basename in a hard-coded DF2K folder",
+        f"# (basicsr/data/CIR_dataset.py:306) that no key changes: link it to {root / 'HR'}/ (see the README).",
     ]
-    lines += [f"        {t['name']}: {_quoted(str(root / t['folder']) + '/')}" for t in moe]
+    if missing:
+        lines.append(f"# Not built here ({len(missing)}): {', '.join(missing)}; their keys point at the empty folder "
+                     f"{empty}/.")  # fmt: skip
+    lines += ["data:", "  params:", "    train:", "      params:", "        queue_size: 120", "        key: 'train'",
+              "        de_type: [" + ", ".join(f"'{t['name']}'" for t in official) + "]"]  # fmt: skip
+    for task in official:
+        folder = root / built[task["name"]]["folder"] if task["name"] in built else empty
+        lines.append(f"        {task['name']}: {_quoted(str(folder) + '/')}" + ("" if task["name"] in built else "  # not built"))
     path = dataset_dir / MOE_DIFFIR_DATA
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from typing import Any
 
-from cirbench.errors import CirbenchError
+from cirbench.errors import CirbenchError, ConfigError
 
 
 def overlap_executor() -> ThreadPoolExecutor:
@@ -68,6 +68,23 @@ def open_executor(jobs: int, scheduler: str | None = None) -> Iterator[tuple[Exe
         yield pool, 4 * jobs
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+SCHEDULER_FORMS = "tcp://HOST:PORT, tls://HOST:PORT, inproc://..., ucx://..., ws(s)://HOST:PORT or HOST:PORT"
+_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+
+
+def check_scheduler(address: str) -> str:
+    """``address`` if it has the form of a Dask scheduler address; ConfigError naming the valid forms."""
+    scheme, sep, rest = address.partition("://")
+    if sep:
+        valid = scheme in _SCHEMES and bool(rest) and not any(c.isspace() for c in rest)
+    else:
+        host, colon, port = address.rpartition(":")
+        valid = bool(colon and host and port.isdigit()) and not any(c.isspace() for c in address)
+    if not valid:
+        raise ConfigError(f"scheduler '{address}' is not a Dask scheduler address ({SCHEDULER_FORMS})")
+    return address
 
 
 def dask_client(scheduler: str) -> Any:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cirbench.build.tiff import is_tiff, read_tiff
 from cirbench.errors import SourceImageError, SourceSetError
 from cirbench.fileio import declared_bits_per_sample, sha256_bytes, sha256_file
 from cirbench.resources import shipped_dir
@@ -26,6 +27,7 @@ IMAGE_SUFFIXES = frozenset(
 SIDECAR_SUFFIXES = frozenset({".md", ".txt", ".json", ".csv", ".yaml", ".yml", ".toml", ".html", ".parquet"})
 SIDECAR_NAMES = frozenset({"SHA256SUMS", "MD5SUMS", "LICENSE", "README", "Thumbs.db"})
 DEFAULT_MAX_PIXELS = 64_000_000
+LOSSY_SUFFIXES = frozenset({".jpg", ".jpeg", ".webp"})  # of two sources with one stem, the lossless one is used
 MIN_SIDE = 16
 
 
@@ -111,6 +113,27 @@ def list_sources(folder: str | os.PathLike[str]) -> SourceListing:
     return listing
 
 
+def pick_by_stem(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """(used, [(passed over, used instead)], [(clash, kept)]): of two files with one stem, a lossless one is used
+    over a lossy one (JPEG, WebP); two of the same kind clash (their outputs would collide)."""
+    kept: dict[str, Path] = {}
+    passed, clashes = [], []
+    for path in paths:
+        other = kept.get(path.stem)
+        if other is None:
+            kept[path.stem] = path
+            continue
+        lossy_new, lossy_old = path.suffix.lower() in LOSSY_SUFFIXES, other.suffix.lower() in LOSSY_SUFFIXES
+        if lossy_new == lossy_old:
+            clashes.append((path, other))
+        elif lossy_old:
+            kept[path.stem] = path
+            passed.append((other, path))
+        else:
+            passed.append((path, other))
+    return sorted(kept.values(), key=lambda p: os.fsencode(p.name)), passed, clashes
+
+
 def _open_checked(path: Path, data: bytes, max_pixels: int) -> Image.Image:
     import io
 
@@ -124,6 +147,11 @@ def _open_checked(path: Path, data: bytes, max_pixels: int) -> Image.Image:
                     path, f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels}"
                 )
             image.load()
+            frames = int(getattr(image, "n_frames", 1) or 1)
+            if frames > 1:
+                kind = {"TIFF": "multipage TIFF"}.get(str(image.format), f"animated {image.format}")
+                raise SourceImageError(path, f"{kind} with {frames} frames; cirbench takes single-frame images "
+                                             "(extract the frame you want first)")  # fmt: skip
     except Image.DecompressionBombError as exc:
         raise SourceImageError(path, f"rejected as a decompression bomb ({exc})") from exc
     except Image.DecompressionBombWarning as exc:
@@ -189,7 +217,8 @@ def load_source(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXE
         raise SourceImageError(src, f"cannot read ({exc.strerror or exc})") from exc
     if not data:
         raise SourceImageError(src, "empty file")
-    image = _open_checked(src, data, max_pixels)
+    decoded = read_tiff(src, data, max_pixels) if is_tiff(data) else None  # layouts Pillow cannot decode
+    image = decoded if decoded is not None else _open_checked(src, data, max_pixels)
     width, height = image.size
     if min(width, height) < MIN_SIDE:
         raise SourceImageError(src, f"{width}x{height} is smaller than the minimum of {MIN_SIDE}x{MIN_SIDE}")
@@ -198,6 +227,8 @@ def load_source(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXE
     rgb, conversion = _to_rgb(src, image)
     if oriented:
         conversion = oriented if conversion == "none" else f"{oriented}; {conversion}"
+    if decoded is not None:
+        conversion = "read with tifffile" if conversion == "none" else f"read with tifffile; {conversion}"
     return SourceImage(
         path=src,
         stem=src.stem,

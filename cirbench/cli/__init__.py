@@ -49,6 +49,30 @@ def _root(
     _state["debug"] = _state["debug"] or debug
 
 
+def device_option(value: str | None) -> str | None:
+    """typer callback of every --device: a usage error (exit 2) naming the valid forms."""
+    from cirbench.models import check_device
+
+    if value is not None:
+        try:
+            check_device(value)
+        except CirbenchError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def scheduler_option(value: str | None) -> str | None:
+    """typer callback of every --scheduler: a usage error (exit 2) naming the valid address forms."""
+    from cirbench.build.runner import check_scheduler
+
+    if value:
+        try:
+            check_scheduler(value)
+        except CirbenchError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
+
+
 def split_names(values: list[str] | None) -> tuple[str, ...]:
     """Task names from repeatable, comma-separated ``--tasks`` values."""
     return tuple(n.strip() for v in values or [] for n in v.split(",") if n.strip())

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cirbench.build.sources import DEFAULT_MAX_PIXELS, verify_source
-from cirbench.cli import EXIT_ERRORS, app, console, err_console, task_names
+from cirbench.cli import EXIT_ERRORS, app, console, err_console, scheduler_option, task_names
 
 if TYPE_CHECKING:
     from cirbench.build.builder import BuildReport
@@ -93,7 +93,7 @@ def build(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be built; write nothing")] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed entry")] = False,
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Reject larger sources (decompression bombs)")] = DEFAULT_MAX_PIXELS,
-    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address (shared filesystem)")] = None,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", callback=scheduler_option, help="Dask scheduler address (shared filesystem)")] = None,
 ) -> None:
     """Build a CIR dataset: HR/ plus one folder per task (MoE-DiffIR layout) and manifest.parquet."""
     from cirbench.build.builder import BuildOptions, build_dataset
@@ -102,6 +102,14 @@ def build(
         raise typer.BadParameter("give [SOURCE] OUT: one or two paths", param_hint="[SOURCE] OUT")
     source, out = (None, paths[0]) if len(paths) == 1 else (paths[0], paths[1])
     names = list(task_names(tasks)) or None
+    if name is not None:
+        from cirbench.build.planning import check_dataset_name
+        from cirbench.errors import ConfigError
+
+        try:
+            check_dataset_name(name)
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--name") from None
     options = BuildOptions(
         out=out, source=source, taskset=task_set, name=name, tasks=names, jobs=jobs, keep_bitstreams=keep_bitstreams,
         force=force, dry_run=dry_run, fail_fast=fail_fast, max_pixels=max_pixels, scheduler=scheduler,

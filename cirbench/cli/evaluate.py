@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cirbench.cli import app, console, err_console, split_names, task_names
+from cirbench.cli import app, console, device_option, err_console, scheduler_option, split_names, task_names
 from cirbench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def evaluate_command(
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Weights: .safetensors or tensors-only .pt/.pth")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Model option KEY=VALUE (repeatable)")] = None,
     tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Only these tasks (repeatable or comma-separated)")] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N")] = "cpu",
+    device: Annotated[str, typer.Option("--device", callback=device_option, help="cpu, cuda or cuda:N")] = "cpu",
     protocol: Annotated[str, typer.Option("--protocol", help="full (whole image), crop256 (exact MoE-DiffIR centre crop) or resize256 (the MoE-DiffIR release's resampled geometry)")] = "full",
     batch: Annotated[int, typer.Option("--batch", min=1, help="Images per model call (same-size images only)")] = 1,
     tile: Annotated[int | None, typer.Option("--tile", min=0, help="Tiles of T pixels (default: the model's preference; 0: whole image)")] = None,
@@ -51,7 +51,7 @@ def evaluate_command(
     method: Annotated[str | None, typer.Option("--method", help="Leaderboard label (default: the model name, plus @ and 8 hex digits of the checkpoint sha256)")] = None,
     force: Annotated[bool, typer.Option("--force", help="Discard this run's earlier results and start over")] = False,
     metrics: Annotated[list[str] | None, typer.Option("--metrics", help="Only these metrics of the profile (comma-separated)")] = None,
-    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address: workers (one per GPU) restore and score; the dataset on a shared filesystem")] = None,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", callback=scheduler_option, help="Dask scheduler address: workers (one per GPU) restore and score; the dataset on a shared filesystem")] = None,
 ) -> None:
     """Restore every (image, task) of DATASET with a model and score it against HR (resumable)."""
     from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
@@ -72,7 +72,7 @@ def rescore_command(
     run: Annotated[Path, typer.Argument(help="A run folder: OUT/<name>/results/runs/<run> (made with --save-images)")],
     profile: Annotated[str, typer.Option("--profile", help="Metric profile to score the saved images under")] = "cirbench",
     metrics: Annotated[list[str] | None, typer.Option("--metrics", help="Only these metrics (comma-separated)")] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (metrics only)")] = "cpu",
+    device: Annotated[str, typer.Option("--device", callback=device_option, help="cpu, cuda or cuda:N (metrics only)")] = "cpu",
 ) -> None:
     """Score the saved restored images of an earlier run under another profile, without running the model."""
     from cirbench.evaluation.rescore import rescore

@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cirbench.cli import app, console, err_console
+from cirbench.cli import app, console, device_option, err_console
 
 
 @app.command()
@@ -28,7 +28,7 @@ def score(
     out: Annotated[
         Path | None, typer.Option("--out", help="Per-image CSV; FILE.summary.json is written beside")
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda")] = "cpu",
+    device: Annotated[str, typer.Option("--device", callback=device_option, help="cpu or cuda")] = "cpu",
 ) -> None:
     """Score TEST_DIR against REF_DIR pair by pair (file stems must match, sizes too)."""
     from cirbench.metrics.folder_scoring import score_pairs, write_report

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cirbench.cli import app, console, task_names
+from cirbench.cli import app, console, device_option, task_names
 from cirbench.cli.evaluate import parse_options
 from cirbench.training.config import load_config
 
@@ -54,7 +54,7 @@ def train_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint")
     ] = False,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N")] = "cpu",
+    device: Annotated[str, typer.Option("--device", callback=device_option, help="cpu, cuda or cuda:N")] = "cpu",
     init: Annotated[
         Path | None, typer.Option("--init", help="Start from these weights instead of a random init")
     ] = None,

@@ -5,11 +5,14 @@ Command lines are built with ffmpeg-python; failures become CodecError / CodecUn
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import importlib.metadata
 import os
 import re
+import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,26 @@ from cirbench.errors import CodecError, CodecUnavailable
 from cirbench.fileio import scratch_dir, sha256_file
 
 _TIMEOUT_SECONDS = 3600
+_PR_SET_PDEATHSIG = 1
+
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()  # loaded before any fork: the child only calls into it
+
+
+def _die_with_parent() -> None:
+    """preexec_fn of ffmpeg: the kernel kills it (SIGKILL) when the process that started it dies, even by kill -9,
+    so a killed build or pool worker never leaves an encoder running."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,7 +87,8 @@ def run_ffmpeg(build: Callable[[str], Any], data: bytes, what: str, loglevel: st
         args = ffmpeg.compile(build(out_path), cmd=ffmpeg_exe(), overwrite_output=True)
         args = [args[0], "-hide_banner", "-nostdin", "-loglevel", loglevel, *args[1:]]
         try:
-            proc = subprocess.run(args, input=data, capture_output=True, timeout=_TIMEOUT_SECONDS, check=False)
+            proc = subprocess.run(args, input=data, capture_output=True, timeout=_TIMEOUT_SECONDS, check=False,
+                                  preexec_fn=_die_with_parent if _LIBC is not None else None)  # fmt: skip
         except subprocess.TimeoutExpired as exc:
             raise CodecError(f"{what}: ffmpeg did not finish within {_TIMEOUT_SECONDS} s") from exc
         except OSError as exc:

@@ -81,19 +81,35 @@ def zoo_weight_spec(filename: str, purpose: str) -> WeightFile:
     return spec
 
 
-_CODING_TABLES = ("_quantized_cdf", "_offset", "_cdf_length")  # data-dependent sizes, rebuilt by update()
+_CODING_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")  # rebuilt by update(): sizes vary
+
+
+def _table_shape(channels: dict[str, int]):
+    """Shapes of the coding tables, with -1 where update() decides the size: an entropy bottleneck's tables have
+    one row per latent channel, a Gaussian conditional's one per scale-table entry (64 by default)."""
+
+    def shape_of(key: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+        owner, _, name = key.rpartition(".")
+        if name not in _CODING_TABLES:
+            return shape
+        rows = channels.get(owner, -1)
+        return (rows, -1) if name == "_quantized_cdf" else (-1,) if name == "scale_table" else (rows,)
+
+    return shape_of
 
 
 def zoo_layout(architecture: str, metric: str, quality: int) -> Layout:
     """The state dict of a zoo file: the architecture's tensors (CompressAI's key renaming applied first)."""
+    from compressai.entropy_models import EntropyBottleneck
     from compressai.zoo import image_models
     from compressai.zoo.pretrained import rename_key
 
     network = image_models[architecture](quality=quality, metric=metric, pretrained=False)
-    tables = {key for key in network.state_dict() if key.endswith(_CODING_TABLES)}
+    tables = {key for key in network.state_dict() if key.rpartition(".")[2] in _CODING_TABLES}
+    channels = {name: int(m.channels) for name, m in network.named_modules() if isinstance(m, EntropyBottleneck)}
     return module_layout(
-        network, any_shape=lambda key: key in tables, optional=frozenset(tables), rename=rename_key,
-        note="coding-table buffers may be absent (they are rebuilt) and have data-dependent sizes",
+        network, shape_of=_table_shape(channels), optional=frozenset(tables), rename=rename_key,
+        note="coding tables may be absent (update() rebuilds them); their update()-sized dimensions are '*'",
     )  # fmt: skip
 
 

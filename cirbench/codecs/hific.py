@@ -46,21 +46,26 @@ LEVEL_DEFAULTS = {
     "med": {"filename": "hific_med.pt", "likelihood_type": "logistic", "normalize_input_image": False, "rate": 0.30},
     "high": {"filename": "hific_hi.pt", "likelihood_type": "gaussian", "normalize_input_image": True, "rate": 0.45},
 }
-# The 20 training-only discriminator entries of a GAN-stage model_state_dict, dropped before strict loading.
-DISCRIMINATOR_KEYS = frozenset(
-    ["Discriminator.context_conv.weight", "Discriminator.context_conv.bias",
-     "Discriminator.conv_out.weight", "Discriminator.conv_out.bias"]
-    + [f"Discriminator.conv{i}.{part}" for i in range(1, 5) for part in ("bias", "weight_orig", "weight_u", "weight_v")]
-)
+# The 20 training-only discriminator entries of a GAN-stage model_state_dict (shapes from the port's code,
+# hific_state_dict_keys.json), dropped before strict loading. conv1-4 are spectral-normed: weight_orig, u, v.
+_DISCRIMINATOR_CHANNELS = ((15, 64), (64, 128), (128, 256), (256, 512))
+DISCRIMINATOR_SHAPES = {
+    "Discriminator.context_conv.weight": (12, 220, 3, 3), "Discriminator.context_conv.bias": (12,),
+    "Discriminator.conv_out.weight": (1, 512, 1, 1), "Discriminator.conv_out.bias": (1,),
+    **{key: shape for i, (cin, cout) in enumerate(_DISCRIMINATOR_CHANNELS, start=1) for key, shape in (
+        (f"Discriminator.conv{i}.bias", (cout,)), (f"Discriminator.conv{i}.weight_orig", (cout, cin, 4, 4)),
+        (f"Discriminator.conv{i}.weight_u", (cout,)), (f"Discriminator.conv{i}.weight_v", (cin * 16,)))},
+}  # fmt: skip
+DISCRIMINATOR_KEYS = frozenset(DISCRIMINATOR_SHAPES)
 
 def hific_layout() -> Layout:
     """model_state_dict of a port checkpoint: the 148 core tensors, plus the optional discriminator entries."""
     from cirbench.codecs._hific_model import HificNetwork
 
     layout = module_layout(HificNetwork(), container=("model_state_dict",))
-    discriminator = {key: TensorSpec(None, "float32") for key in DISCRIMINATOR_KEYS}
+    discriminator = {key: TensorSpec(shape, "float32") for key, shape in DISCRIMINATOR_SHAPES.items()}
     return Layout({**layout.tensors, **discriminator}, layout.container, optional=DISCRIMINATOR_KEYS,
-                  note="training-only discriminator entries may be present (any shape) and are dropped")
+                  note="training-only discriminator entries may be present and are dropped")
 
 
 HIFIC_WEIGHTS = {

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from cirbench.build.runner import check_scheduler
 from cirbench.cpu_memory import keep_freed_memory
 from cirbench.dataset.reader import BuiltDataset
 from cirbench.errors import CirbenchError, ConfigError
@@ -24,7 +25,7 @@ from cirbench.evaluation.scorer import Scorer
 from cirbench.evaluation.session import EvaluationSession, Progress
 from cirbench.evaluation.settings import EvaluationSettings
 from cirbench.fileio import sha256_file
-from cirbench.models import ModelError, ModelInfo, RestorationModel, load_model
+from cirbench.models import ModelError, ModelInfo, RestorationModel, check_device, load_model
 from cirbench.models.checkpoints import CheckpointError
 from cirbench.models.tiling import check_tiling
 from cirbench.tasks import Task
@@ -44,6 +45,9 @@ class EvaluationOutcome:
 
 def _check_settings(settings: EvaluationSettings) -> None:
     get_protocol(settings.protocol)
+    check_device(settings.device)
+    if settings.scheduler:
+        check_scheduler(settings.scheduler)
     if settings.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {settings.batch}")
     if settings.tile:

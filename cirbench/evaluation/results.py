@@ -151,7 +151,10 @@ class RunFolder:
         write_text_atomic(self.path / RECORD_FILE, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
 
     def write_part(self, name: str, frame: pd.DataFrame) -> None:
-        _write_parquet(frame, self.parts_dir / f"{_slug(name)}.parquet")
+        slug = _slug(name)
+        if len(slug) > 120:  # long image names: keep part names far below the 255-byte limit
+            slug = f"{slug[:64]}-{hashlib.sha256(slug.encode()).hexdigest()[:16]}"
+        _write_parquet(frame, self.parts_dir / f"{slug}.parquet")
 
     def scores(self) -> pd.DataFrame:
         """Every score of the run: merged file plus parts not yet merged; the newest value of a key wins."""

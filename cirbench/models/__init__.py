@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
-from cirbench.errors import CirbenchError, UnknownNameError
+from cirbench.errors import CirbenchError, ConfigError, UnknownNameError
 from cirbench.registry import Registry
 
 if TYPE_CHECKING:
@@ -56,6 +57,15 @@ class RestorationModel(Protocol):
 
 
 ModelFactory = Callable[..., RestorationModel]
+DEVICE_FORMS = "cpu, cuda, cuda:N or mps"
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device(device: str) -> str:
+    """``device`` if it names a torch device cirbench runs on (cpu, cuda, cuda:N, mps); ConfigError otherwise."""
+    if not isinstance(device, str) or not _DEVICE.match(device):
+        raise ConfigError(f"device '{device}' is not one of {DEVICE_FORMS}")
+    return device
 
 MODELS: Registry[ModelFactory] = Registry("model", package="cirbench.models", group="cirbench.models")
 
@@ -165,11 +175,13 @@ def load_model(spec: str, checkpoint: str | None = None, device: str = "cpu", **
 
 
 __all__ = [
+    "DEVICE_FORMS",
     "MODELS",
     "ModelError",
     "ModelFactory",
     "ModelInfo",
     "RestorationModel",
+    "check_device",
     "load_model",
     "register_model",
     "resolve_factory",

@@ -14,8 +14,7 @@ import torch
 
 from cirbench.errors import CirbenchError
 from cirbench.fileio import write_with_atomic
-
-_CONTAINER_KEYS = ("state_dict", "params_ema", "params", "model", "module", "net", "network")
+from cirbench.weights.sniff import not_a_checkpoint, refuse_if_not_a_checkpoint, what_file_is
 
 
 class CheckpointError(CirbenchError):
@@ -30,26 +29,14 @@ class StrictLoadError(CheckpointError):
     """A state dict does not match a module: missing, unexpected or mis-shaped keys."""
 
 
-def _tensor_dict(obj: Any) -> dict[str, torch.Tensor] | None:
-    if isinstance(obj, Mapping) and obj and all(isinstance(k, str) for k in obj):
-        if all(isinstance(v, torch.Tensor) for v in obj.values()):
-            return dict(obj)
-    return None
-
-
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    """The tensor dict itself, or the one inside a common container ({"state_dict": ...}, {"params": ...})."""
-    direct = _tensor_dict(obj)
-    if direct is not None:
-        return direct
-    if isinstance(obj, Mapping):
-        for key in _CONTAINER_KEYS:
-            inner = _tensor_dict(obj.get(key))
-            if inner is not None:
-                return inner
-    raise CheckpointError(
-        f"{path}: no state dict of tensors found (top level or under one of {', '.join(_CONTAINER_KEYS)})"
-    )
+    """The tensor dict itself, or the one inside a common container: the same unwrapping as `weights check`."""
+    from cirbench.weights.layouts import LayoutError, state_at
+
+    try:
+        return dict(state_at(obj, (), path))
+    except LayoutError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -64,18 +51,22 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+            raise CheckpointError(f"{path}: not a readable safetensors file ({what_file_is(path) or exc})") from exc
+    try:
+        refuse_if_not_a_checkpoint(path)
+    except CirbenchError as exc:
+        raise CheckpointError(str(exc)) from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only" not in str(exc).lower():
-            raise CheckpointError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from exc
+            raise CheckpointError(not_a_checkpoint(path, exc)) from exc
         raise UnsafeCheckpointError(
             f"{path} holds pickled Python objects besides tensors, so it was refused (loading it could run "
             "arbitrary code). Re-save it as tensors only, e.g. torch.save(model.state_dict(), ...) or safetensors."
         ) from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({exc})") from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(not_a_checkpoint(path, exc)) from exc
     return _unwrap(obj, path)
 
 
@@ -88,20 +79,11 @@ def save_state_dict(state: Mapping[str, torch.Tensor], path: str | Path, metadat
 
 
 def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """Load ``state`` into ``module``; StrictLoadError naming every missing, unexpected or mis-shaped key."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    mismatched = sorted(
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in set(expected) & set(state)
-        if tuple(state[k].shape) != tuple(expected[k].shape)
-    )
-    if missing or unexpected or mismatched:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
-            if keys:
-                shown = ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8})" if len(keys) > 8 else "")
-                parts.append(f"{label} keys ({len(keys)}): {shown}")
-        raise StrictLoadError(f"state dict does not match {type(module).__name__}: " + "; ".join(parts))
+    """Load ``state`` into ``module``; StrictLoadError naming every missing, unexpected or mis-shaped key, in the
+    words of `weights check` (one comparison for both)."""
+    from cirbench.weights.layouts import Layout, compare, specs_of
+
+    report = compare(Layout(specs_of(module.state_dict()), any_float=True), specs_of(state))
+    if not report.ok:
+        raise StrictLoadError(f"state dict does not match {type(module).__name__}: {report.summary()}")
     module.load_state_dict(dict(state), strict=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cirbench.errors import CirbenchError, UnknownNameError
+from cirbench.weights.sniff import not_a_checkpoint, what_file_is
 
 
 class LayoutError(CirbenchError):
@@ -21,11 +22,14 @@ class LayoutError(CirbenchError):
 
 @dataclass(frozen=True)
 class TensorSpec:
-    shape: tuple[int, ...] | None  # None: any shape (data-dependent buffers such as CDF tables)
+    shape: tuple[int, ...]  # -1: any size in that dimension (data-dependent tables such as CDF lengths)
     dtype: str
 
+    def admits(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) == len(self.shape) and all(e in (-1, g) for e, g in zip(self.shape, shape, strict=True))
+
     def as_record(self, key: str) -> dict[str, Any]:
-        return {"key": key, "shape": None if self.shape is None else list(self.shape), "dtype": self.dtype}
+        return {"key": key, "shape": list(self.shape), "dtype": self.dtype}
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,14 @@ def on_cpu(builder: Callable[[], Layout]) -> Callable[[], Layout]:
     return build
 
 
-def module_layout(module: Any, any_shape: Callable[[str], bool] = lambda key: False, **options: Any) -> Layout:
-    """The layout of ``module.state_dict()`` (build the module under ``torch.device('meta')``)."""
-    tensors = {
-        key: TensorSpec(None if any_shape(key) else tuple(value.shape), _dtype_name(value.dtype))
-        for key, value in module.state_dict().items()
-    }
+def module_layout(module: Any, shape_of: Callable[[str, tuple[int, ...]], tuple[int, ...]] | None = None,
+                  **options: Any) -> Layout:  # fmt: skip
+    """The layout of ``module.state_dict()`` (build the module under ``torch.device('meta')``); ``shape_of`` may
+    replace a key's shape, e.g. with -1 for a data-dependent dimension."""
+    tensors = {}
+    for key, value in module.state_dict().items():
+        shape = tuple(int(s) for s in value.shape)
+        tensors[key] = TensorSpec(shape_of(key, shape) if shape_of else shape, _dtype_name(value.dtype))
     return Layout(tensors=tensors, **options)
 
 
@@ -110,7 +116,7 @@ def _load_safely(path: Path) -> Any:
                     for key in handle.keys()
                 }  # fmt: skip
         except (SafetensorError, OSError) as exc:
-            raise LayoutError(f"{path}: not a readable safetensors file ({exc})") from exc
+            raise LayoutError(f"{path}: not a readable safetensors file ({what_file_is(path) or exc})") from exc
     from cirbench.weights.lightning import UnsafeCheckpoint, safe_load
 
     try:
@@ -122,10 +128,9 @@ def _load_safely(path: Path) -> Any:
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower():
             raise LayoutError(f"{path} holds pickled Python objects besides tensors; it was refused unread") from exc
-        raise LayoutError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from exc
+        raise LayoutError(not_a_checkpoint(path, exc)) from exc
     except Exception as exc:  # noqa: BLE001  (garbage bytes make the tensors-only unpickler fail in many ways)
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise LayoutError(f"{path}: not a readable torch checkpoint ({first})") from exc
+        raise LayoutError(not_a_checkpoint(path, exc)) from exc
 
 
 _SAFETENSORS_DTYPES = {
@@ -143,18 +148,33 @@ def _spec_of(value: Any) -> TensorSpec | None:
     return TensorSpec(tuple(int(s) for s in shape), _dtype_name(dtype))
 
 
+WRAPPER_KEYS = ("state_dict", "params_ema", "params", "model", "module", "net", "network")  # tried in this order
+
+
+def _is_tensor_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(_spec_of(v) is not None for v in obj.values())
+
+
 def state_at(obj: Any, container: Iterable[str], path: str | Path) -> dict[str, Any]:
     """The dict of tensors at ``container`` in a loaded file (or at its top level when the tensors sit there, as
-    in a converted or re-saved file); LayoutError naming what is missing or not a tensor."""
+    in a converted or re-saved file); with no container, the top level or the first of WRAPPER_KEYS that holds
+    one. The one unwrapping of `weights check`, `weights import` and every model's checkpoint loading."""
     container = tuple(container)
-    if container and isinstance(obj, Mapping) and container[0] not in obj and obj and all(map(_spec_of, obj.values())):
+    if container and isinstance(obj, Mapping) and container[0] not in obj and _is_tensor_dict(obj):
         container = ()
+    if not container and isinstance(obj, Mapping) and not _is_tensor_dict(obj):
+        found = next((key for key in WRAPPER_KEYS if _is_tensor_dict(obj.get(key))), None)
+        if found is None:
+            top = ", ".join(sorted(str(k) for k in obj)[:8]) or "none"
+            raise LayoutError(f"{path}: no state dict of tensors at the top level or under one of "
+                              f"{', '.join(WRAPPER_KEYS)} (top-level keys: {top})")  # fmt: skip
+        container = (found,)
     for key in container:
         if not isinstance(obj, Mapping) or key not in obj:
             raise LayoutError(f"{path}: no '{key}' entry where the state dict should be")
         obj = obj[key]
     if not isinstance(obj, Mapping):
-        raise LayoutError(f"{path}: does not hold a dict of tensors")
+        raise LayoutError(f"{path}: does not hold a dict of tensors (found {type(obj).__name__})")
     not_tensors = sorted(str(key) for key, value in obj.items() if _spec_of(value) is None)
     if not_tensors:
         raise LayoutError(f"{path}: entries that are not tensors: {', '.join(not_tensors[:5])}")
@@ -186,6 +206,7 @@ class LayoutReport:
         return not (self.missing or self.unexpected or self.mismatched)
 
     def summary(self) -> str:
+        """The one wording of a key mismatch, for `weights check`, `weights import` and strict model loading."""
         parts = []
         for label, keys in (("missing", self.missing), ("unexpected", self.unexpected), ("mis-shaped", self.mismatched)):
             if keys:
@@ -208,7 +229,7 @@ def compare(layout: Layout, found: Mapping[str, TensorSpec]) -> LayoutReport:
             continue
         got = renamed[key]
         same_dtype = got.dtype == spec.dtype or (layout.any_float and {got.dtype, spec.dtype} <= _FLOATS)
-        if (spec.shape is not None and got.shape != spec.shape) or not same_dtype:
+        if not spec.admits(got.shape) or not same_dtype:
             report.mismatched.append(f"{key} {_describe(got)} (expected {_describe(spec)})")
     for key in sorted(set(renamed) - set(layout.tensors)):
         tolerated = key in layout.optional or key.startswith(layout.optional_prefixes)
@@ -217,7 +238,7 @@ def compare(layout: Layout, found: Mapping[str, TensorSpec]) -> LayoutReport:
 
 
 def _describe(spec: TensorSpec) -> str:
-    return f"{'any' if spec.shape is None else list(spec.shape)} {spec.dtype}"
+    return f"{['*' if d == -1 else d for d in spec.shape]} {spec.dtype}"
 
 
 def check_file(path: str | Path, name: str | None = None) -> LayoutReport:

@@ -12,21 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from cirbench.errors import CirbenchError
+from cirbench.weights.sniff import not_a_checkpoint, refuse_if_not_a_checkpoint
 
-# module prefixes of the objects Lightning and OmegaConf leave in training checkpoints (never instantiated here)
-ALLOWED_PREFIXES = (
-    "pytorch_lightning.",
-    "lightning.",
-    "lightning_fabric.",
-    "omegaconf.",
-    "numpy.core.multiarray.scalar",
-    "numpy._core.multiarray.scalar",
-    "numpy.dtype",
-    "numpy.dtypes.",
-    "typing.Any",
-    "collections.defaultdict",
-    "builtins.set",
-)
+# The objects Lightning and OmegaConf leave in training checkpoints (never instantiated here): whole packages
+# (a name ending in ".") and single qualified names, matched whole: "builtins.set" admits no "builtins.setattr".
+ALLOWED_PREFIXES = ("pytorch_lightning.", "lightning.", "lightning_fabric.", "omegaconf.", "numpy.dtypes.")
+ALLOWED_NAMES = frozenset({
+    "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "numpy.dtype", "typing.Any",
+    "collections.defaultdict", "builtins.set",
+})  # fmt: skip
+
+
+def allowed(name: str) -> bool:
+    """Whether the global ``name`` (module.qualname) may load as an inert placeholder."""
+    return name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES)
 
 
 class UnsafeCheckpoint(CirbenchError):
@@ -59,7 +58,7 @@ def unsafe_names(path: Path) -> list[str]:
     try:
         return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
     except (RuntimeError, ValueError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
-        raise CirbenchError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+        raise CirbenchError(not_a_checkpoint(path, exc)) from exc
 
 
 def _legacy_load(path: Path, map_location: str) -> Any:
@@ -71,9 +70,9 @@ def _legacy_load(path: Path, map_location: str) -> Any:
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower():
             raise UnsafeCheckpoint(f"{path} holds pickled Python objects besides tensors; it was refused unread") from exc
-        raise CirbenchError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from exc
+        raise CirbenchError(not_a_checkpoint(path, exc)) from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CirbenchError(f"{path}: not a readable torch checkpoint ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from exc
+        raise CirbenchError(not_a_checkpoint(path, exc)) from exc
 
 
 def safe_load(path: str | Path, map_location: str = "cpu") -> Any:
@@ -81,10 +80,11 @@ def safe_load(path: str | Path, map_location: str = "cpu") -> Any:
     import torch
 
     path = Path(path)
+    refuse_if_not_a_checkpoint(path)
     if not zipfile.is_zipfile(path):
         return _legacy_load(path, map_location)
     names = unsafe_names(path)
-    refused = [name for name in names if not name.startswith(ALLOWED_PREFIXES)]
+    refused = [name for name in names if not allowed(name)]
     if refused:
         raise UnsafeCheckpoint(
             f"{path} names Python objects that are not weights ({', '.join(refused[:5])}); it was refused unread, "
