@@ -42,6 +42,13 @@ def test_no_arguments_prints_the_help_and_exits_0() -> None:
         (["build", "a", "b", "--jobs", "0"], "--jobs"),
         (["evaluate", "x", "--model", "identity", "--batch", "0"], "--batch"),
         (["build", "a", "b", "--tasks", "moe-diffir-21"], "Use --task-set moe-diffir-21"),
+        (["build", "a", "b", "--name", "../escape"], "must be one folder name"),
+        (["build", "a", "b", "--scheduler", "notaurl"], "not a Dask scheduler address (tcp://HOST:PORT"),
+        (["evaluate", "x", "--model", "identity", "--scheduler", "notaurl"], "not a Dask scheduler address"),
+        (["evaluate", "x", "--model", "identity", "--device", "banana"], "device 'banana' is not one of cpu, cuda, cuda:N or mps"),
+        (["score", "a", "b", "--device", "banana"], "is not one of cpu, cuda, cuda:N or mps"),
+        (["train", "promptcir-s", "--data", "x", "--device", "banana"], "is not one of cpu, cuda, cuda:N or mps"),
+        (["rescore", "x", "--device", "cuda:x"], "device 'cuda:x' is not one of"),
     ],
 )
 def test_usage_errors_print_the_short_usage_and_exit_2(args: list[str], fragment: str) -> None:
@@ -50,6 +57,24 @@ def test_usage_errors_print_the_short_usage_and_exit_2(args: list[str], fragment
     assert "Traceback" not in result.stderr and "Usage:" in result.stderr
     assert fragment in " ".join(result.stderr.split())
     assert len(result.stderr.strip().splitlines()) <= 8
+
+
+def test_device_and_scheduler_forms_are_checked_in_the_library_too(dataset: Path) -> None:
+    from cirbench.build.runner import check_scheduler
+    from cirbench.errors import ConfigError
+    from cirbench.evaluation.evaluate import EvaluationSettings, evaluate
+    from cirbench.models import check_device
+
+    for good in ("cpu", "cuda", "cuda:1", "mps"):
+        assert check_device(good) == good
+    for good in ("tcp://10.0.0.5:8786", "127.0.0.1:8786", "inproc://10.0.0.5/1234/1", "tls://sched:8786"):
+        assert check_scheduler(good) == good
+    for bad in ("banana", "cuda:", "CPU", "gpu0"):
+        with pytest.raises(ConfigError, match="is not one of"):
+            evaluate(dataset, EvaluationSettings(model="identity", device=bad))
+    for bad in ("notaurl", "http://x:1", "tcp://", "host:port", "a b:1"):
+        with pytest.raises(ConfigError, match="not a Dask scheduler address"):
+            check_scheduler(bad)
 
 
 def test_bad_model_option_and_non_factory_callables_are_one_line(dataset: Path, capsys) -> None:

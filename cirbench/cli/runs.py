@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from cirbench.cli import app, console, err_console
@@ -42,7 +43,8 @@ def _print_table(dataset: Path, summaries) -> None:
         table.add_row(s.label, s.model or "?", _options(s.options), s.mode or "?", s.protocol or "?", s.profile or "?",
                       f"{s.tasks_done}/{s.tasks_total}", str(s.pairs), f"[{colour}]{s.status}[/]", result,
                       s.created[:19] or "?", _size(s.size_bytes))  # fmt: skip
-    console.print(table)
+    wide = console if console.is_terminal else Console(file=sys.stdout, width=220)  # a pipe gets every column whole
+    wide.print(table)
     for s in summaries:
         if s.reason:
             console.print(f"{s.path.name}: {s.status}: {s.reason}", highlight=False, soft_wrap=True)

@@ -116,9 +116,13 @@ def _crop_figure(ds, task, stem, methods, runs, lpips, protocol, out, problems: 
     return plots.side_by_side(panels, title, out / f"crop_{task.folder}_{stem}.png")
 
 
-def extremes(board: Leaderboard, dataset: str, methods: list[str], count: int = 3) -> dict[str, pd.DataFrame]:
-    """Per method: its ``count`` best and worst (task, image) pairs by PSNR gain over the input."""
-    scores = board.scores[(board.scores["dataset"] == dataset) & (board.scores["metric"] == "psnr")]
+def extremes(board: Leaderboard, dataset: str, methods: list[str], protocol: str, profile: str,
+             count: int = 3) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """Per method: its ``count`` best and worst (task, image) pairs by PSNR gain over the input, within one
+    (dataset, protocol, profile) group."""
+    frame = board.scores
+    scores = frame[(frame["dataset"] == dataset) & (frame["metric"] == "psnr") & (frame["protocol"] == protocol)
+                   & (frame["profile"] == profile)]  # fmt: skip
     identity = scores[scores["method"] == IDENTITY].set_index(["task", "image"])["value"]
     found = {}
     for method in methods:

@@ -139,7 +139,7 @@ def _section(ds: BuiltDataset, board: Leaderboard, table: pd.DataFrame, means: p
 <h3>Every task</h3>{_mode_tables(table, full, directions)}
 <h3>Plots</h3>{plot_html}
 <h3>Side by side (HR | LQ | methods; crop PSNR under each)</h3>{crop_html}{f"<ul>{problem_html}</ul>" if problems else ""}
-{_extremes_html(figures.extremes(board, ds.name, methods))}"""
+{_extremes_html(figures.extremes(board, ds.name, methods, protocol, profile))}"""
     return body, plot_files, crop_files
 
 
