@@ -67,11 +67,13 @@ def test_one_row_per_method_and_test_set(evaluated: Path, tmp_path: Path) -> Non
 
 def test_cli_prints_md_csv_json_and_writes_files(evaluated: Path, tmp_path: Path, capsys) -> None:
     csv_file, long_file = tmp_path / "leaderboard.csv", tmp_path / "long.csv"
-    assert main(["leaderboard", str(evaluated), "--csv", str(csv_file), "--long", str(long_file)]) == 0
+    args = ["leaderboard", str(evaluated), "--csv", str(csv_file), "--long", str(long_file), "--format", "md"]
+    assert main(args) == 0
     markdown = capsys.readouterr().out
-    assert markdown.splitlines()[0].startswith("| dataset | protocol | profile | mode | method | tasks | N | JPEG_10/psnr")
-    assert "| tiny | full | cirbench | blind | identity | 3/3 | 3 |" in markdown
-    assert "| tiny |  |  |  | input bpp |" in markdown
+    assert markdown.splitlines()[0] == "### tiny · protocol full · profile cirbench"
+    assert markdown.splitlines()[2].startswith("| mode | method | tasks | N | JPEG_10/psnr")
+    assert "| blind | identity | 3/3 | 3 |" in markdown and "| blind | tv-chambolle | 3/3 | 3 |" in markdown
+    assert "| | input bpp | | |" in markdown
     wide = pd.read_csv(csv_file)
     assert list(wide["method"]) == ["identity", "tv-chambolle"] and "overall/ssim" in wide.columns
     long = pd.read_csv(long_file)
@@ -81,7 +83,7 @@ def test_cli_prints_md_csv_json_and_writes_files(evaluated: Path, tmp_path: Path
     document = json.loads(capsys.readouterr().out)
     assert "psnr" in document["metrics"] and all("JPEG_10/psnr" not in row for row in document["rows"])
     assert {"JPEG mean/psnr", "overall/psnr"} <= set(document["rows"][0])
-    assert main(["leaderboard", str(evaluated), "--format", "xml"]) == 1
+    assert main(["leaderboard", str(evaluated), "--format", "xml"]) == 2
 
 
 def test_codec_and_overall_means_need_every_task(evaluated: Path) -> None:

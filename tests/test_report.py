@@ -34,16 +34,16 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_report_writes_plots_crops_and_a_page_linking_them(reported: tuple[Path, Path]) -> None:
     _, out = reported
     page = (out / "index.html").read_text(encoding="utf-8")
-    plots = sorted(p.name for p in (out / "plots" / "tiny").glob("*.png"))
+    plots = sorted(p.name for p in (out / "plots" / "tiny" / "full-cirbench").glob("*.png"))
     assert {"codec_bars_psnr.png", "levels_psnr.png", "inputs_bpp_vs_psnr.png"} <= set(plots)
     assert any(name.endswith("_vs_psnr.png") and not name.startswith("inputs") for name in plots)
-    crops = sorted(c.name for c in (out / "crops" / "tiny").glob("*.png"))
+    crops = sorted(c.name for c in (out / "crops" / "tiny" / "full-cirbench").glob("*.png"))
     # breadth first: hardest and easiest level of every codec, then the second image
     assert crops == ["crop_JPEG_10_img0.png", "crop_JPEG_10_img1.png", "crop_JPEG_30_img0.png",
                      "crop_JPEG_30_img1.png", "crop_WEBP_5_img0.png", "crop_WEBP_5_img1.png"]  # fmt: skip
     for name in plots:
-        assert f"plots/tiny/{name}" in page
-        with Image.open(out / "plots" / "tiny" / name) as image:
+        assert f"plots/tiny/full-cirbench/{name}" in page
+        with Image.open(out / "plots" / "tiny" / "full-cirbench" / name) as image:
             assert image.size[0] > 300 and np.asarray(image.convert("L")).std() > 5
     assert "<td class='method'>identity</td>" in page and "<td class='method'>tv-chambolle</td>" in page
     assert "<script" not in page and "http" not in page.split("</style>")[1]
@@ -53,7 +53,7 @@ def test_side_by_side_crop_shows_hr_lq_and_every_method(reported: tuple[Path, Pa
     dataset, out = reported
     ds = BuiltDataset.open(dataset)
     hr, lq = read_rgb(ds.hr_path("img0")), read_rgb(ds.lq_path(ds.task("JPEG_10"), "img0"))
-    figure = read_rgb(out / "crops" / "tiny" / "crop_JPEG_10_img0.png")
+    figure = read_rgb(out / "crops" / "tiny" / "full-cirbench" / "crop_JPEG_10_img0.png")
     height, width = hr.shape[:2]  # 48 x 64: smaller than the 128 px preview, so the whole image is shown
     zoom = panel_scale(height, width)
     top = TITLE_HEIGHT + LABEL_HEIGHT
@@ -126,7 +126,7 @@ def test_report_groups_modes_marks_partial_runs_and_covers_several_datasets(tmp_
     (second / "build.json").write_text(_json.dumps({**build, "dataset": "second"}))
     outcome = write_report([first, second], tmp_path / "report")
     page = outcome.index.read_text()
-    assert "id=\"tiny\"" in page and "id=\"second\"" in page
+    assert "id=\"tiny-full-cirbench\"" in page and "id=\"second-full-cirbench\"" in page
     assert "<h4>oracle methods (told the task label at inference)</h4>" in page
     assert "Best and worst images per method" in page
     table = build_leaderboard([BuiltDataset.open(first)]).table

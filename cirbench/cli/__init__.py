@@ -30,6 +30,7 @@ app = typer.Typer(
     help="Build, evaluate and compare universal compressed-image-restoration benchmarks.",
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: flags without a fake "<bool>" value
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -47,6 +48,11 @@ def _root(
 ) -> None:
     """Build, evaluate and compare universal compressed-image-restoration benchmarks."""
     _state["debug"] = _state["debug"] or debug
+
+
+def note(message: str) -> None:
+    """The one wording of every notice on the way (skipped metrics, the identity row evaluated first): ``note:``."""
+    err_console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def device_option(value: str | None) -> str | None:

@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cirbench.cli import app, console, device_option, err_console, scheduler_option, split_names, task_names
+from cirbench.cli import app, console, device_option, note, scheduler_option, split_names, task_names
 from cirbench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -81,22 +81,26 @@ def rescore_command(
 
 
 def _run_with_progress(call):
-    """Run an evaluation with a progress bar, then print its summary line and per-task means."""
+    """Run an evaluation with a progress bar (shown from the first scored batch on, so an instant error prints
+    alone), then print its summary line and per-task means."""
     columns = (
         TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("eta"), TimeRemainingColumn(),
     )  # fmt: skip
+    shown: dict = {}
 
-    def warn(message: str) -> None:
-        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    def advance(done: int, total: int, task: str) -> None:
+        if "bar" not in shown:
+            shown["progress"] = Progress(*columns, console=console, transient=False)
+            shown["progress"].start()
+            shown["bar"] = shown["progress"].add_task("evaluate", total=None)
+        shown["progress"].update(shown["bar"], completed=done, total=total, description=task)
 
-    with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("evaluate", total=None)
-
-        def advance(done: int, total: int, task: str) -> None:
-            progress.update(bar, completed=done, total=total, description=task)
-
-        outcome = call(advance, warn)
+    try:
+        outcome = call(advance, note)
+    finally:
+        if "progress" in shown:
+            shown["progress"].stop()
     record = outcome.record
     timings = record["timings"]
     console.print(

@@ -10,13 +10,9 @@ from typing import Annotated
 
 import typer
 
-from cirbench.cli import app, console, err_console
+from cirbench.cli import app, console, err_console, note, split_names
 from cirbench.errors import ConfigError
 from cirbench.fileio import write_text_atomic
-
-
-def _warn(message: str) -> None:
-    err_console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def _bootstrap(resamples: int, seed: int):
@@ -36,36 +32,61 @@ def _check_mode(mode: str | None) -> None:
 def leaderboard_command(
     datasets: Annotated[list[Path], typer.Argument(help="Built dataset folders (OUT/<name>), one test set each")],
     csv: Annotated[Path | None, typer.Option("--csv", help="Also write the table as CSV to this file")] = None,
+    md: Annotated[Path | None, typer.Option("--md", help="Also write the full Markdown tables and notes to this file")] = None,
     long: Annotated[Path | None, typer.Option("--long", help="Also write per-image scores (long CSV) to this file")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="Printed format: md, csv or json")] = "md",
-    protocol: Annotated[str | None, typer.Option("--protocol", help="Only runs of this protocol")] = None,
-    profile: Annotated[str | None, typer.Option("--profile", help="Only runs of this metric profile")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="Printed format: table (ranked, 120 columns), md, csv or json")] = "table",
+    protocol: Annotated[str | None, typer.Option("--protocol", help="Only runs of this protocol (default: every protocol, one table each)")] = None,
+    profile: Annotated[str, typer.Option("--profile", help="Only runs of this metric profile")] = "cirbench",
     mode: Annotated[str | None, typer.Option("--mode", help="Only blind or only oracle methods (identity always)")] = None,
-    summary: Annotated[bool, typer.Option("--summary", help="Print only per-codec means, BD-rates and the overall mean")] = False,
+    summary: Annotated[bool, typer.Option("--summary", help="md/csv/json: only per-codec means, BD-rates and overall means")] = False,
+    full: Annotated[bool, typer.Option("--full", help="table: every task instead of the ranked summary (the md table)")] = False,
+    sort: Annotated[str | None, typer.Option("--sort", help="table: rank by this metric's overall mean (default psnr)")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also show runs that are not results (random weights, smoke runs)")] = False,
+    metrics: Annotated[list[str] | None, typer.Option("--metrics", help="Only these metrics (comma-separated)")] = None,
     no_identity: Annotated[bool, typer.Option("--no-identity", help="Do not evaluate a missing identity row")] = False,
     resamples: Annotated[int, typer.Option("--resamples", min=10, help="Bootstrap resamples for the intervals")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed")] = 0,
 ) -> None:
-    """One row per run: a column per task x metric, per-codec means, BD-rate and overall mean, with intervals."""
+    """One table per (dataset, protocol, profile): every run, ranked, with Δ to identity and its paired interval."""
     from cirbench.compare.leaderboard import build_leaderboard
-    from cirbench.compare.tables import FORMATTERS, long_csv, to_csv
+    from cirbench.compare.tables import FORMATTERS, long_csv, to_csv, to_markdown
+    from cirbench.compare.terminal import to_terminal
     from cirbench.dataset.reader import BuiltDataset
 
-    if output_format not in FORMATTERS:
-        raise ConfigError(f"--format must be one of {', '.join(FORMATTERS)}, got '{output_format}'")
+    if output_format not in (*FORMATTERS, "table"):
+        raise typer.BadParameter(f"must be one of table, {', '.join(FORMATTERS)}", param_hint="--format")
     _check_mode(mode)
     board = build_leaderboard(
-        [BuiltDataset.open(d) for d in datasets], protocol, profile, ensure_identity=not no_identity, warn=_warn,
-        mode=mode, bootstrap=_bootstrap(resamples, seed),
+        [BuiltDataset.open(d) for d in datasets], protocol, profile, ensure_identity=not no_identity, warn=note,
+        mode=mode, bootstrap=_bootstrap(resamples, seed), include_non_results=show_all,
     )  # fmt: skip
-    if csv is not None:
-        write_text_atomic(csv, to_csv(board))
-    if long is not None:
-        write_text_atomic(long, long_csv(board))
-    typer.echo(FORMATTERS[output_format](board, summary), nl=False)
-    if csv is not None or long is not None:
-        written = ", ".join(str(p) for p in (csv, long) if p is not None)
+    board = only_metrics(board, split_names(metrics))
+    for path, text in ((csv, lambda: to_csv(board)), (md, lambda: to_markdown(board)), (long, lambda: long_csv(board))):
+        if path is not None:
+            write_text_atomic(path, text())
+    if output_format == "table" and not full:
+        typer.echo(to_terminal(board, sort), nl=False)
+        for line in board.run_notes:
+            note(line)
+    else:
+        typer.echo(FORMATTERS["md" if output_format == "table" else output_format](board, summary), nl=False)
+    if csv is not None or md is not None or long is not None:
+        written = ", ".join(str(p) for p in (csv, md, long) if p is not None)
         err_console.print(f"wrote {written}", highlight=False)
+
+
+def only_metrics(board, metrics: tuple[str, ...]):
+    """The board with only the value columns of ``metrics`` (all when empty); an unknown name is a usage error."""
+    if not metrics:
+        return board
+    unknown = sorted(set(metrics) - set(board.metrics))
+    if unknown:
+        raise typer.BadParameter(f"no scores for {', '.join(unknown)} (scored: {', '.join(board.metrics)})",
+                                 param_hint="--metrics")  # fmt: skip
+    from dataclasses import replace
+
+    keep = [c for c in board.table.columns if c.count("/") == 0 or c.split("/")[1] in metrics]
+    return replace(board, table=board.table[keep], metrics=[m for m in board.metrics if m in metrics])
 
 
 @app.command("compare")
@@ -73,7 +94,7 @@ def compare_command(
     method_a: Annotated[str, typer.Argument(metavar="A", help="Method label as the leaderboard shows it")],
     method_b: Annotated[str, typer.Argument(metavar="B", help="Method label to compare against (e.g. identity)")],
     datasets: Annotated[list[Path], typer.Argument(help="Built dataset folders")],
-    metric: Annotated[list[str] | None, typer.Option("--metric", help="Only these metrics (repeatable)")] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metrics", "--metric", help="Only these metrics (comma-separated or repeatable)")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Also write the differences as CSV")] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=10, help="Bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed")] = 0,
@@ -91,13 +112,15 @@ def compare_command(
     for name in (method_a, method_b):
         if name not in known:
             raise ConfigError(f"no run labelled '{name}' (runs: {', '.join(known) or 'none'})")
-    if metric:
-        scores = scores[scores["metric"].isin(metric)]
+    wanted = split_names(metric)
+    if wanted:
+        scores = scores[scores["metric"].isin(wanted)]
     frame = compare_methods(scores, method_a, method_b, _bootstrap(resamples, seed))
     if frame.empty:
         raise ConfigError(f"'{method_a}' and '{method_b}' share no scored image")
     typer.echo(compare_markdown(frame, method_a, method_b), nl=False)
     significant = int(frame["significant"].sum())
-    console.print(f"{significant} of {len(frame)} (task, metric) differences are significant at 95 %", highlight=False)
+    console.print(f"{significant} of {len(frame)} (task, metric) differences are significant: their 95 % paired "
+                  "bootstrap interval (the leaderboard's resamples) excludes 0", highlight=False)  # fmt: skip
     if csv is not None:
         write_text_atomic(csv, frame.to_csv(index=False))

@@ -15,7 +15,8 @@ from rich.table import Table
 from cirbench.cli import app, console, err_console
 from cirbench.errors import CirbenchError
 
-weights_app = typer.Typer(help="List, download, verify and import pretrained weight files.", no_args_is_help=True)
+weights_app = typer.Typer(help="List, download, verify and import pretrained weight files.", no_args_is_help=True,
+                          rich_markup_mode=None)
 app.add_typer(weights_app, name="weights")
 
 

@@ -9,32 +9,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from cirbench.compare.bdrate import bd_rate
-from cirbench.compare.statistics import BootstrapSettings, CellStatistics, aggregate, cell_statistics
+from cirbench.compare.cells import GROUP, ID_COLUMNS, IDENTITY, OVERALL, SUFFIXES, directions, value_columns, with_marks
+from cirbench.compare.statistics import BootstrapSettings, CellStatistics, cell_statistics
 from cirbench.dataset.reader import BuiltDataset
 from cirbench.evaluation.results import SCORE_COLUMNS, ResultsStore
 
-ID_COLUMNS = ["dataset", "protocol", "profile", "mode", "method"]
-OVERALL = "overall"
-IDENTITY = "identity"
 MODES = ("blind", "oracle")
-SUFFIXES = ("low", "high", "delta", "n")  # companion columns of every value column "<group>/<metric>"
+DEFAULT_PROFILE = "cirbench"
+__all__ = ["GROUP", "ID_COLUMNS", "IDENTITY", "MODES", "OVERALL", "SUFFIXES", "Leaderboard", "build_leaderboard"]
 
 
 @dataclass
 class Leaderboard:
     """The wide table plus what it was made from."""
 
-    table: pd.DataFrame  # ID_COLUMNS + "tasks" + value columns "<group>/<metric>" and their "/low|high|delta|n"
+    table: pd.DataFrame  # ID_COLUMNS + "tasks" + value columns "<group>/<metric>" and their companions (SUFFIXES)
     scores: pd.DataFrame  # long per-image scores (SCORE_COLUMNS + protocol, profile, mode, run)
     task_means: pd.DataFrame  # CELL_KEYS + value, n, low, high (per-task means)
     metrics: list[str]
     input_bpp: dict[str, dict[str, float]] = field(default_factory=dict)  # dataset -> task -> mean input bpp
     notes: list[str] = field(default_factory=list)
     run_notes: list[str] = field(default_factory=list)  # runs not complete or unreadable (also in ``notes``)
+    resampled: dict = field(default_factory=dict, repr=False)  # (row key, column) -> resampled statistic
+    settings: BootstrapSettings = field(default_factory=BootstrapSettings)
+    higher_better: dict[str, bool] = field(default_factory=dict)
+
+    def groups(self) -> list[tuple[tuple[str, str, str], pd.DataFrame]]:
+        """(dataset, protocol, profile) -> its rows: one table each."""
+        return [(key, rows.reset_index(drop=True)) for key, rows in self.table.groupby(GROUP, sort=False)]
 
     def value_columns(self, summary: bool = False) -> list[str]:
         columns = [c for c in self.table.columns if c not in ID_COLUMNS and c != "tasks" and not _companion(c)]
@@ -121,33 +126,6 @@ def input_bpp(ds: BuiltDataset) -> dict[str, float]:
     return {str(task): float(group["bpp"].mean()) for task, group in lq.groupby("task", sort=False)}
 
 
-def _columns_for(stats: CellStatistics, families: list[str], metric: str) -> dict[tuple, dict[str, float]]:
-    """row key -> {column: value} for one metric: task cells, complete family means, overall mean."""
-    cells = stats.cells
-    out: dict[tuple, dict[str, float]] = {}
-    of_metric = cells.index[cells["metric"] == metric]
-    expected = cells.loc[of_metric].groupby(["dataset", "codec"])["task"].nunique().to_dict()
-    expected_all = cells.loc[of_metric].groupby("dataset")["task"].nunique().to_dict()
-    for key, rows in cells.loc[of_metric].groupby(ID_COLUMNS, sort=False).groups.items():
-        entry = out.setdefault(key, {})
-        for index in rows:
-            base = f"{cells.at[index, 'task']}/{metric}"
-            entry.update({base: cells.at[index, "value"], f"{base}/low": cells.at[index, "low"],
-                          f"{base}/high": cells.at[index, "high"], f"{base}/n": cells.at[index, "n"]})  # fmt: skip
-        by_family = cells.loc[rows].groupby("codec").groups
-        for family in families:
-            members = by_family.get(family)
-            if members is not None and len(members) >= expected.get((key[0], family), 0):
-                _put(entry, f"{family} mean/{metric}", aggregate(stats, members))
-        if len(rows) >= expected_all.get(key[0], 0):
-            _put(entry, f"{OVERALL}/{metric}", aggregate(stats, rows))
-    return out
-
-
-def _put(entry: dict[str, float], base: str, triple: tuple[float, float, float]) -> None:
-    entry[base], entry[f"{base}/low"], entry[f"{base}/high"] = triple
-
-
 def _bd_rates(task_means: pd.DataFrame, bpp: dict[str, dict[str, float]], families: list[str]) -> dict[tuple, dict]:
     """row key -> {"<family> BD-rate/psnr": percent} against the identity row of the same test set."""
     out: dict[tuple, dict[str, float]] = {}
@@ -166,17 +144,6 @@ def _bd_rates(task_means: pd.DataFrame, bpp: dict[str, dict[str, float]], famili
     return out
 
 
-def _with_deltas(table: pd.DataFrame) -> pd.DataFrame:
-    """Add "<column>/delta": the value minus the identity row's value of the same test set."""
-    values = [c for c in table.columns if c not in ID_COLUMNS and c != "tasks" and not _companion(c)]
-    values = [c for c in values if not _group(c).endswith(" BD-rate")]  # already a difference to identity
-    keys = ["dataset", "protocol", "profile"]
-    identity = table[table["method"] == IDENTITY].drop_duplicates(keys).set_index(keys)[values]
-    reference = identity.reindex(pd.MultiIndex.from_frame(table[keys])).to_numpy(dtype=np.float64)
-    deltas = table[values].to_numpy(dtype=np.float64) - reference
-    return pd.concat([table, pd.DataFrame(deltas, columns=[f"{c}/delta" for c in values], index=table.index)], axis=1)
-
-
 def _ordered(table: pd.DataFrame, base_order: list[str]) -> pd.DataFrame:
     columns = [c for c in ID_COLUMNS + ["tasks"] if c in table.columns]
     for base in base_order:
@@ -186,11 +153,9 @@ def _ordered(table: pd.DataFrame, base_order: list[str]) -> pd.DataFrame:
     return table[columns].reset_index(drop=True)
 
 
-def _wide(stats: CellStatistics, bd: dict, tasks: list[str], families: list[str], metrics: list[str]) -> pd.DataFrame:
-    rows: dict[tuple, dict[str, object]] = {}
-    for metric in metrics:
-        for key, entry in _columns_for(stats, families, metric).items():
-            rows.setdefault(key, {}).update(entry)
+def _wide(stats: CellStatistics, bd: dict, tasks: list[str], families: list[str], metrics: list[str]):
+    columns = value_columns(stats, families, metrics)
+    rows = columns.rows
     for key, entry in bd.items():
         rows.setdefault(key, {}).update(entry)
     coverage = stats.cells.groupby(ID_COLUMNS, sort=False)["task"].nunique()
@@ -199,19 +164,37 @@ def _wide(stats: CellStatistics, bd: dict, tasks: list[str], families: list[str]
                for key, v in rows.items()]  # fmt: skip
     order = [f"{t}/{m}" for m in metrics for t in tasks] + [f"{f} mean/{m}" for m in metrics for f in families]
     order += [f"{OVERALL}/{m}" for m in metrics] + [f"{f} BD-rate/psnr" for f in families]
-    return _ordered(_with_deltas(pd.DataFrame(records)), order)
+    table = with_marks(pd.DataFrame(records), columns.resampled, stats.settings, directions(metrics))
+    return _ordered(table, order), columns.resampled
+
+
+def _results_only(scores: pd.DataFrame, include: bool) -> tuple[pd.DataFrame, list[str]]:
+    """Scores of runs that are results; non-results dropped with one note, or (``include``) kept and labelled."""
+    if scores.empty or "is_result" not in scores.columns:
+        return scores, []
+    junk = scores[~scores["is_result"].astype(bool)]
+    if junk.empty:
+        return scores, []
+    named = junk.drop_duplicates("run")[["dataset", "method", "not_a_result"]]
+    if include:
+        labels = {m: f"{m} [not a result: {r or 'not a result'}]" for m, r in zip(named["method"], named["not_a_result"], strict=True)}
+        return scores.assign(method=scores["method"].map(lambda m: labels.get(m, m))), []
+    listed = ", ".join(f"{d}/{m} ({r or 'not a result'})" for d, m, r in named.itertuples(index=False))
+    return scores[scores["is_result"].astype(bool)], [f"not ranked, not results: {listed}; --all shows them"]
 
 
 def build_leaderboard(
     datasets: list[BuiltDataset],
     protocol: str | None = None,
-    profile: str | None = None,
+    profile: str | None = DEFAULT_PROFILE,
     ensure_identity: bool = True,
     warn: Callable[[str], None] | None = None,
     mode: str | None = None,
     bootstrap: BootstrapSettings | None = None,
+    include_non_results: bool = False,
 ) -> Leaderboard:
-    """Every run of every method on every dataset; means over images, then over tasks, with paired intervals."""
+    """Every run of every method on every dataset, one table per (dataset, protocol, profile); means over images,
+    then over tasks, with paired intervals. ``profile=None`` keeps every profile (each its own table)."""
     frames, tasks, families, bpp, runs = [], [], [], {}, []
     for ds in datasets:
         if ensure_identity:
@@ -227,14 +210,19 @@ def build_leaderboard(
             scores = scores[scores[column] == wanted]
     if mode is not None:  # identity is the baseline of both groups
         scores = scores[(scores["mode"] == mode) | (scores["method"] == IDENTITY)]
+    scores, excluded = _results_only(scores.reset_index(drop=True), include_non_results)
     scores = scores.reset_index(drop=True)
-    stats = cell_statistics(scores, bootstrap)
+    runs += excluded
+    settings = bootstrap or BootstrapSettings()
+    stats = cell_statistics(scores, settings)
     metrics = _metric_order(scores, sorted(set(scores["profile"]))) if not scores.empty else []
     if scores.empty:
-        return Leaderboard(pd.DataFrame(columns=ID_COLUMNS), scores, stats.cells, metrics, bpp, runs, runs)
+        return Leaderboard(pd.DataFrame(columns=ID_COLUMNS), scores, stats.cells, metrics, bpp, runs, runs,
+                           settings=settings)  # fmt: skip
     bd = _bd_rates(stats.cells, bpp, families)
-    table = _wide(stats, bd, tasks, families, metrics)
-    return Leaderboard(table, scores, stats.cells, metrics, bpp, _notes(stats, metrics) + runs, runs)
+    table, resampled = _wide(stats, bd, tasks, families, metrics)
+    return Leaderboard(table, scores, stats.cells, metrics, bpp, _notes(stats, metrics) + runs, runs, resampled,
+                       settings, directions(metrics))  # fmt: skip
 
 
 def _notes(stats: CellStatistics, metrics: list[str]) -> list[str]:
@@ -244,7 +232,12 @@ def _notes(stats: CellStatistics, metrics: list[str]) -> list[str]:
     settings = stats.settings
     notes = [
         f"intervals: {settings.level:.0%} paired bootstrap over images ({settings.resamples} resamples, seed "
-        f"{settings.seed}; every method sees the same resamples)",
+        f"{settings.seed}; every method of a test set sees the same resamples). Identity's cells show the interval "
+        "of its mean; every other cell shows its Δ to identity and the interval of that difference (the CSV/JSON "
+        "keep both: /low, /high of the value and /delta_low, /delta_high of Δ), as `cirbench compare` computes it",
+        f"best (bold): the leading value whose paired {settings.level:.0%} interval against every other method of "
+        "its table excludes 0; tied (italic): the leaders whose paired interval against the best contains 0. "
+        "Set-level metrics and BD-rates have no interval and are never marked",
         f"means: {CONVENTION}; family and overall means only over complete families",
         "BD-rate (%): Bjøntegaard delta rate of the restored PSNR against the input's over each family's levels "
         "(PCHIP; negative = bits saved at equal PSNR; 3 levels: indicative)",

@@ -109,51 +109,71 @@ def aggregate(stats: CellStatistics, rows: pd.Index | np.ndarray) -> tuple[float
     return value, float(low), float(high)
 
 
-@dataclass(frozen=True)
-class PairedDifference:
-    task: str
-    metric: str
-    n: int
-    mean_a: float
-    mean_b: float
-    difference: float  # mean over images of (A - B)
-    low: float
-    high: float
-    p_value: float  # Wilcoxon signed-rank, two-sided
-    significant: bool  # the interval excludes 0 and p < 1 - level
+def interval_of(resampled: np.ndarray, settings: BootstrapSettings) -> tuple[float, float]:
+    """The percentile interval of one vector of resampled statistics (NaN, NaN when there is none)."""
+    if resampled is None or not len(resampled) or np.isnan(resampled).all():
+        return float("nan"), float("nan")
+    low, high = np.nanpercentile(resampled, settings.quantiles)
+    return float(low), float(high)
 
 
-def paired_difference(a: pd.Series, b: pd.Series, settings: BootstrapSettings, task: str, metric: str) -> PairedDifference:
-    """A - B over the images both have (indexed by image): mean, paired-bootstrap interval, Wilcoxon p-value."""
+def excludes_zero(low: float, high: float) -> bool:
+    return bool(low > 0 or high < 0)
+
+
+def best_marks(values: dict[object, float], resampled: dict[object, np.ndarray], higher_better: bool,
+               settings: BootstrapSettings) -> dict[object, str]:  # fmt: skip
+    """Per row: "best" when the leading value's paired interval against every other row excludes 0, else "tied"
+    for the leader and every row whose paired interval against it contains 0; rows without resamples (set-level
+    metrics, BD-rates) are never marked. The test: the table's own seeded paired bootstrap, at its level."""
+    rows = [r for r, v in values.items() if np.isfinite(v) and r in resampled and not np.isnan(resampled[r]).all()]
+    if len(rows) < 2:
+        return {}
+    sign = 1.0 if higher_better else -1.0
+    leader = max(rows, key=lambda r: sign * values[r])
+    tied = []
+    for other in rows:
+        if other == leader:
+            continue
+        low, high = interval_of(sign * (resampled[leader] - resampled[other]), settings)
+        if not low > 0:
+            tied.append(other)
+    return {leader: "best"} if not tied else {r: "tied" for r in [leader, *tied]}
+
+
+def _wilcoxon(a: pd.Series, b: pd.Series) -> tuple[int, float]:
+    """(common images, two-sided Wilcoxon signed-rank p-value of A - B over them)."""
     from scipy.stats import wilcoxon
 
-    common = a.index.intersection(b.index).sort_values()
-    values_a, values_b = capped(a.loc[common]), capped(b.loc[common])
-    d = values_a - values_b
+    common = a.index.intersection(b.index)
+    d = capped(a.loc[common]) - capped(b.loc[common])
     if len(d) == 0:
-        nan = float("nan")
-        return PairedDifference(task, metric, 0, nan, nan, nan, nan, nan, nan, False)
-    weights = resample_weights(len(d), settings, salt=task)
-    resampled = (weights @ d) / len(d)
-    low, high = np.percentile(resampled, settings.quantiles)
-    p_value = 1.0 if not np.any(d) else float(wilcoxon(d, zero_method="wilcox").pvalue)
-    significant = bool((low > 0 or high < 0) and p_value < 1.0 - settings.level)
-    return PairedDifference(
-        task, metric, int(len(d)), float(values_a.mean()), float(values_b.mean()),
-        float(d.mean()), float(low), float(high), p_value, significant,
-    )  # fmt: skip
+        return 0, float("nan")
+    return int(len(d)), 1.0 if not np.any(d) else float(wilcoxon(d, zero_method="wilcox").pvalue)
 
 
 def compare_methods(scores: pd.DataFrame, a: str, b: str, settings: BootstrapSettings | None = None) -> pd.DataFrame:
-    """Per (dataset, protocol, profile, task, metric): the paired difference A - B over their common images."""
+    """Per (dataset, protocol, profile, task, metric): A - B with the interval of the difference under the same
+    seeded resamples the leaderboard uses (so the two never disagree), significant when it excludes 0; the
+    Wilcoxon signed-rank p-value over the common images is reported beside it."""
     settings = settings or BootstrapSettings()
-    per_image = scores[scores["image"] != SET_LEVEL_IMAGE]
+    per_image = scores[(scores["image"] != SET_LEVEL_IMAGE) & scores["method"].isin([a, b])]
+    if per_image.empty:
+        return pd.DataFrame()
+    stats = cell_statistics(per_image, settings)
+    cells = stats.cells.reset_index(drop=True)
+    where = {tuple(r): i for i, r in enumerate(cells[["dataset", "protocol", "profile", "task", "metric", "method"]]
+                                               .itertuples(index=False, name=None))}  # fmt: skip
     rows = []
     for key, block in per_image.groupby(["dataset", "protocol", "profile", "task", "metric"], sort=False):
-        of_a = block[block["method"] == a].set_index("image")["value"]
-        of_b = block[block["method"] == b].set_index("image")["value"]
-        if of_a.empty or of_b.empty:
+        i, j = where.get((*key, a)), where.get((*key, b))
+        if i is None or j is None:
             continue
-        result = paired_difference(of_a, of_b, settings, task=str(key[3]), metric=str(key[4]))
-        rows.append({"dataset": key[0], "protocol": key[1], "profile": key[2], **result.__dict__})
+        low, high = interval_of(stats.resampled[i] - stats.resampled[j], settings)
+        n, p_value = _wilcoxon(block[block["method"] == a].set_index("image")["value"],
+                               block[block["method"] == b].set_index("image")["value"])  # fmt: skip
+        mean_a, mean_b = float(cells.at[i, "value"]), float(cells.at[j, "value"])
+        rows.append({"dataset": key[0], "protocol": key[1], "profile": key[2], "task": key[3], "metric": key[4],
+                     "n": n, "mean_a": mean_a, "mean_b": mean_b, "difference": mean_a - mean_b, "low": low,
+                     "high": high, "p_value": p_value, "significant": excludes_zero(low, high)})  # fmt: skip
     return pd.DataFrame(rows)

@@ -25,16 +25,28 @@ def number(value: object, signed: bool = False) -> str:
     return text if signed else text.lstrip("+")
 
 
-def _md_cell(row: pd.Series, column: str, table: pd.DataFrame) -> str:
+def _marked(text: str, mark: object) -> str:
+    return f"**{text}**" if mark == "best" else f"*{text}*" if mark == "tied" else text
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, float | int) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def cell_text(row: pd.Series, column: str, with_interval: bool = True) -> str:
+    """Identity: ``value [low, high]`` (the interval of its mean); any other row: ``value  Δ [Δlow, Δhigh]`` (the
+    interval of the difference to identity)."""
     text = number(row[column])
     if not text:
         return ""
     delta = row.get(f"{column}/delta")
-    if row["method"] != IDENTITY and isinstance(delta, float) and not math.isnan(delta):
-        text += f" ({number(delta, signed=True)})"
-    low, high = row.get(f"{column}/low"), row.get(f"{column}/high")
-    if isinstance(low, float) and not math.isnan(low):
-        text += f" [{number(low)}, {number(high)}]"
+    if row["method"] != IDENTITY and _finite(delta):
+        text += f"  {number(delta, signed=True)}"
+        low, high = row.get(f"{column}/delta_low"), row.get(f"{column}/delta_high")
+        if with_interval and _finite(low):
+            text += f" [{number(low, signed=True)}, {number(high, signed=True)}]"
+    elif row["method"] == IDENTITY and with_interval and _finite(row.get(f"{column}/low")):
+        text += f" [{number(row[f'{column}/low'])}, {number(row[f'{column}/high'])}]"
     return text
 
 
@@ -45,20 +57,30 @@ def _images(row: pd.Series, columns: list[str]) -> str:
     return str(min(counts)) if len(counts) == 1 else f"{min(counts)}-{max(counts)}"
 
 
+def _shown(board: Leaderboard, rows: pd.DataFrame, summary: bool) -> list[str]:
+    return [c for c in board.value_columns(summary) if c in rows.columns and rows[c].notna().any()]
+
+
 def to_markdown(board: Leaderboard, summary: bool = False) -> str:
-    columns = board.value_columns(summary)
+    """One table per (dataset, protocol, profile), then the notes."""
     task_columns = board.value_columns(False)
-    header = ID_COLUMNS + ["tasks", "N"] + columns
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for dataset, rates in board.input_bpp.items():
-        bpp = [number(rates.get(c.split("/")[0], float("nan"))) if not summary else "" for c in columns]
-        if not summary:
-            lines.append("| " + " | ".join([dataset, "", "", "", "input bpp", "", ""] + bpp) + " |")
-    for _, row in board.table.iterrows():
-        cells = [str(row[c]) for c in ID_COLUMNS] + [str(row.get("tasks", "")), _images(row, task_columns)]
-        lines.append("| " + " | ".join(cells + [_md_cell(row, c, board.table) for c in columns]) + " |")
+    parts = []
+    for (dataset, protocol, profile), rows in board.groups():
+        columns = _shown(board, rows, summary)
+        header = ["mode", "method", "tasks", "N"] + columns
+        lines = [f"### {dataset} · protocol {protocol} · profile {profile}", "",
+                 "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]  # fmt: skip
+        rates = board.input_bpp.get(dataset, {})
+        if not summary and rates:
+            lines.append("| | input bpp | | | " + " | ".join(number(rates.get(c.split("/")[0], float("nan")))
+                                                         for c in columns) + " |")  # fmt: skip
+        for _, row in rows.iterrows():
+            cells = [str(row["mode"]), str(row["method"]), str(row.get("tasks", "")), _images(row, task_columns)]
+            cells += [_marked(cell_text(row, c), row.get(f"{c}/best")) for c in columns]
+            lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
     notes = "".join(f"\n- {note}" for note in board.notes)
-    return "\n".join(lines) + "\n" + (notes[1:] + "\n" if notes else "")
+    return "\n\n".join(parts) + "\n" + ("\n" + notes[1:] + "\n" if notes else "")
 
 
 def _selected(board: Leaderboard, summary: bool) -> list[str]:

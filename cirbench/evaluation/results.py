@@ -293,15 +293,27 @@ class ResultsStore:
             frame = frame[frame["task"].isin(record.get("tasks_complete", []))]
             if frame.empty:
                 continue
+            is_result, why_not = record_is_result(record)
             frame = frame.assign(
                 method=label, protocol=record["protocol"], profile=record["profile"],
-                mode=record.get("mode", "blind"), run=folder.path.name,
+                mode=record.get("mode", "blind"), run=folder.path.name, is_result=is_result, not_a_result=why_not,
             )  # fmt: skip
             frames.append(frame)
         if not frames:
-            empty = {c: pd.Series(dtype=str) for c in ("protocol", "profile", "mode", "run")}
-            return scores_frame([]).assign(**empty), problems
+            empty = {c: pd.Series(dtype=str) for c in ("protocol", "profile", "mode", "run", "not_a_result")}
+            return scores_frame([]).assign(**empty, is_result=pd.Series(dtype=bool)), problems
         return pd.concat(frames, ignore_index=True), problems
+
+
+def record_is_result(record: dict[str, Any]) -> tuple[bool, str]:
+    """(is it a result, why not); records older than the ``is_result`` field are judged by their model label."""
+    if "is_result" in record:
+        return bool(record["is_result"]), str(record.get("not_a_result") or "")
+    label = str(record.get("model", {}).get("label", "")).lower()
+    for word, reason in (("random", "random weights"), ("untrained", "untrained weights")):
+        if word in label:
+            return False, reason
+    return True, ""
 
 
 def _flat(identity: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -315,15 +327,25 @@ def _flat(identity: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _with_options(method: str, identity: dict[str, Any]) -> str:
+    """``method[k=v,...]`` naming the model options a lone run was given (bare ``method`` when none)."""
+    options = identity.get("model_options") or {}
+    text = ",".join(f"{k}={json.dumps(v, default=str).strip(chr(34))}" for k, v in sorted(options.items()))
+    if not text:
+        return method
+    return f"{method}[{text}]" if len(text) <= 60 else f"{method}[{run_key_hash(identity)[:8]}]"
+
+
 def distinguishing_labels(method: str, identities: list[dict[str, Any]]) -> list[str]:
-    """``method`` for a lone configuration; else ``method[k=v,...]`` naming the settings that differ.
+    """``method`` for a lone configuration (with the model options it was given); else ``method[k=v,...]`` naming
+    the settings that differ.
 
     Model options are named bare (``weight=0.05``), other fields by name (``tile=256``), a rescored run as
     ``[rescored]``; a run whose differing settings are all unset keeps the bare ``method``; labels that would
     collide or run long use the run id.
     """
     if len(identities) < 2:
-        return [method] * len(identities)
+        return [_with_options(method, identity) for identity in identities]
     flats = [_flat(identity) for identity in identities]
     keys = sorted({k for flat in flats for k in flat})
     differing = [k for k in keys if len({flat.get(k, "null") for flat in flats}) > 1]

@@ -13,7 +13,14 @@ from typing import Any
 
 from cirbench.dataset.reader import BuiltDataset
 from cirbench.errors import CirbenchError
-from cirbench.evaluation.results import SET_LEVEL_IMAGE, ResultsError, ResultsStore, RunEntry, RunFolder
+from cirbench.evaluation.results import (
+    SET_LEVEL_IMAGE,
+    ResultsError,
+    ResultsStore,
+    RunEntry,
+    RunFolder,
+    record_is_result,
+)
 
 STATUSES = ("complete", "partial", "running", "interrupted", "failed", "unreadable", "empty")
 PRUNED = ("failed", "empty", "unreadable")  # what `runs prune` removes
@@ -47,17 +54,6 @@ class RunSummary:
 
     def as_record(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path)}
-
-
-def record_is_result(record: dict[str, Any]) -> tuple[bool, str]:
-    """(is it a result, why not); records older than the ``is_result`` field are judged by their model label."""
-    if "is_result" in record:
-        return bool(record["is_result"]), str(record.get("not_a_result") or "")
-    label = str(record.get("model", {}).get("label", "")).lower()
-    for word, reason in (("random", "random weights"), ("untrained", "untrained weights")):
-        if word in label:
-            return False, reason
-    return True, ""
 
 
 def _size(path: Path) -> int:
