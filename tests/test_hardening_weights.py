@@ -77,7 +77,7 @@ def _official_entries(official: dict) -> dict[str, tuple[list[int], str]]:
 )
 def test_weights_keys_prints_the_official_layout(filename: str, manifest: str, capsys) -> None:
     assert main(["weights", "keys", filename]) == 0
-    printed = {entry["key"]: entry for entry in json.loads(capsys.readouterr().out)}
+    printed = {entry["key"]: entry for entry in [json.loads(line) for line in capsys.readouterr().out.splitlines()]}
     official = _official_entries(json.loads((REFERENCE / manifest).read_text()))
     assert set(printed) == set(official)
     for key, (shape, dtype) in official.items():  # every key has its exact shape (the discriminator's too)

@@ -112,7 +112,7 @@ def test_resume_refuses_a_changed_configuration_and_a_fresh_start_refuses_an_exi
 ) -> None:
     config = TrainConfig(**{**SMALL, "steps": 2})
     train(tiny_model(), built, config=config, out=tmp_path / "run", stop_after=1)
-    with pytest.raises(ResumeError, match="config changed"):
+    with pytest.raises(ResumeError, match=r"changed since the run started: config\.lr \(0\.001 -> 0\.0005\)"):
         train(tiny_model(), built, config=config.with_overrides(lr=5e-4), out=tmp_path / "run", resume=True)
     with pytest.raises(ResumeError, match="--resume"):
         train(tiny_model(), built, config=config, out=tmp_path / "run")

@@ -38,10 +38,24 @@ def _made_file(monkeypatch, folder, seed: int = 0, url: str | None = None):
 def test_list_shows_canonical_metric_files_and_status(cache, capsys):
     assert main(["weights", "list", "--plain"]) == 0
     rows = {line.split("\t")[0]: line.split("\t") for line in capsys.readouterr().out.splitlines()}
-    for name in ("pt_inception-2015-12-05-6726825d.pth", "alexnet-owt-7be5be79.pth", "vgg16-397923af.pth"):
-        assert rows[name][1] == "missing" and rows[name][2].startswith("https://")
-    assert main(["weights", "list", "--urls"]) == 0
+    for name in ("pt_inception-2015-12-05-6726825d.pth", "alexnet-owt-7be5be79.pth"):  # what the defaults need
+        assert rows[name][1] == "missing" and rows[name][2] == "-" and rows[name][4].startswith("https://")
+    assert "metric lpips" in rows["alexnet-owt-7be5be79.pth"][3] and "task HIFI_1" in rows["hific_low.pt"][3]
+    assert "model promptcir" in rows["promptcir_model_best.pth"][3]
+    assert "vgg16-397923af.pth" not in rows  # nothing needs it by default
+    assert main(["weights", "list", "--plain", "--all"]) == 0
+    assert "vgg16-397923af.pth" in capsys.readouterr().out
+    assert main(["weights", "list"]) == 0
     assert "weights cache" in capsys.readouterr().out
+
+
+def test_download_offline_is_one_line_per_file(cache, capsys, monkeypatch):
+    monkeypatch.setenv("CIRBENCH_OFFLINE", "1")
+    assert main(["weights", "download", "alexnet-owt-7be5be79.pth", "vgg16-397923af.pth"]) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 3 and all("downloads are off" in line for line in lines[:2]), err
+    assert "2 file(s) not downloaded" in lines[2]
 
 
 def test_import_then_verify_then_tamper(monkeypatch, cache, tmp_path, capsys):

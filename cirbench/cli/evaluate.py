@@ -77,10 +77,11 @@ def rescore_command(
     """Score the saved restored images of an earlier run under another profile, without running the model."""
     from cirbench.evaluation.rescore import rescore
 
-    _run_with_progress(lambda advance, warn: rescore(run, profile, split_names(metrics), device, advance, warn))
+    _run_with_progress(lambda advance, warn: rescore(run, profile, split_names(metrics), device, advance, warn),
+                       rescored=True)
 
 
-def _run_with_progress(call):
+def _run_with_progress(call, rescored: bool = False):
     """Run an evaluation with a progress bar (shown from the first scored batch on, so an instant error prints
     alone), then print its summary line and per-task means."""
     columns = (
@@ -103,10 +104,12 @@ def _run_with_progress(call):
             shown["progress"].stop()
     record = outcome.record
     timings = record["timings"]
+    what = (f"rescored {outcome.evaluated} pairs from saved images (model not run), {outcome.reused} already rescored"
+            if rescored else f"{outcome.evaluated} pairs restored, {outcome.reused} reused from an earlier session; "
+            f"model {timings['model_s']:.2f} s of {timings['total_s']:.2f} s")  # fmt: skip
     console.print(
         f"[bold]{record['method']}[/] ({record['mode']}, protocol {record['protocol']}, profile {record['profile']}): "
-        f"{outcome.evaluated} pairs restored, {outcome.reused} reused from an earlier session; "
-        f"model {timings['model_s']:.2f} s of {timings['total_s']:.2f} s -> {outcome.run_dir}",
+        f"{what} -> {outcome.run_dir}",
         highlight=False,
         soft_wrap=True,
     )

@@ -5,10 +5,12 @@ Downloads are sha256-verified and renamed into place atomically; offline, ``impo
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -34,28 +36,46 @@ def _selected(files: list[str] | None):
     return [get_weight(name) for name in files] if files else list(known.values())
 
 
+def _size(path: Path) -> str:
+    if not path.is_file():
+        return "-"
+    size = float(path.stat().st_size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return "-"
+
+
+_STATUS_WORDS = {"ok": "ok (sha256 verified)", "unverified": "unverified (no published hash)"}
+
+
 @weights_app.command("list")
 def list_weights(
-    urls: Annotated[bool, typer.Option("--urls", help="Show the download URL of each file")] = False,
-    plain: Annotated[bool, typer.Option("--plain", help="Tab-separated lines: file, status, url, purpose")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="Every registered file, not only what the default tasks, models and metrics need")] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="Tab-separated lines: file, status, size, needed by, url")] = False,
 ) -> None:
-    """Every canonical file, its cache status (ok, missing, corrupt) and what uses it."""
-    from cirbench.weights.manager import cache_dir, weight_status
+    """The files the default task sets, the registered models and the default metrics need: status, size, users."""
+    from cirbench.weights.manager import cache_dir, cached_path, weight_status
+    from cirbench.weights.users import needed_by
 
+    users = needed_by()
+    specs = [spec for spec in _catalogue().values() if show_all or spec.filename in users]
+    rows = [(spec.filename, weight_status(spec), _size(cached_path(spec)), ", ".join(users.get(spec.filename, [])) or "-",
+             spec.url) for spec in specs]  # fmt: skip
     if plain:
-        for spec in _catalogue().values():
-            typer.echo("\t".join((spec.filename, weight_status(spec), spec.url, spec.purpose)))
+        for row in rows:
+            typer.echo("\t".join(row))
         return
-
-    table = Table(title=f"weights cache: {cache_dir()}")
-    for column in ("file", "status", "purpose", "licence") + (("url",) if urls else ()):
-        table.add_column(column, no_wrap=column == "file", overflow="fold")
-    for spec in _catalogue().values():
-        status = weight_status(spec)
-        colour = {"ok": "green", "missing": "yellow"}.get(status, "red")
-        row = [spec.filename, f"[{colour}]{status}[/]", spec.purpose, spec.licence]
-        table.add_row(*(row + ([spec.url] if urls else [])))
-    console.print(table)
+    hidden = len(_catalogue()) - len(specs)
+    table = Table(title=f"weights cache: {cache_dir()}" + (f" ({hidden} more with --all)" if hidden else ""),
+                  title_justify="left")  # fmt: skip
+    for column in ("file", "status", "size", "needed by", "url"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("file", "size"))
+    for file, status, size, needs, url in rows:
+        colour = {"ok": "green", "unverified": "green", "missing": "yellow"}.get(status, "red")
+        table.add_row(file, f"[{colour}]{_STATUS_WORDS.get(status, status)}[/]", size, needs, url)
+    (console if console.is_terminal else Console(file=sys.stdout, width=220)).print(table)
 
 
 @weights_app.command("download")
@@ -63,43 +83,46 @@ def download(
     files: Annotated[list[str] | None, typer.Argument(help="File names (default: every missing file)")] = None,
 ) -> None:
     """Download files into the cache, verifying their sha256 prefix; existing verified files are kept."""
+    import os
+
     from cirbench.weights.manager import WeightsCorrupt, WeightsUnavailable, ensure_weight, weight_status
 
-    failures = []
-    unchecked = []
+    failures, unchecked = [], []
+    offline = os.environ.get("CIRBENCH_OFFLINE") == "1"
     for spec in _selected(files):
         if not files and weight_status(spec) in ("ok", "unverified"):
             continue
         if not files and not spec.has_checksum:
             unchecked.append(spec.filename)  # no published hash (and often GBs): only when named
             continue
-        with Progress(
-            TextColumn(spec.filename),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=err_console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("download", total=None)
-
-            def advance(done: int, total: int, task=task, bar=bar) -> None:
-                bar.update(task, completed=done, total=total or None)
-
-            try:
-                path = ensure_weight(spec.filename, progress=advance)
-            except (WeightsUnavailable, WeightsCorrupt) as exc:
-                failures.append(str(exc))
-                continue
-        console.print(f"[green]ok[/] {path}")
+        if offline:  # one line per file, no progress bar for a download that cannot start
+            failures.append(spec.filename)
+            err_console.print(f"[yellow]not downloaded[/] {spec.filename}: downloads are off (CIRBENCH_OFFLINE=1); "
+                              f"get {spec.url} elsewhere, then `cirbench weights import FILE`", highlight=False,
+                              soft_wrap=True)  # fmt: skip
+            continue
+        try:
+            path = _download_one(spec, ensure_weight)
+        except (WeightsUnavailable, WeightsCorrupt) as exc:
+            failures.append(spec.filename)
+            err_console.print(f"[red]not downloaded[/] {exc}", highlight=False, soft_wrap=True)
+            continue
+        console.print(f"[green]ok[/] {path}", highlight=False, soft_wrap=True)
     if unchecked:
-        console.print(
-            f"[yellow]skipped[/] {len(unchecked)} file(s) with no published checksum; name them to download: "
-            + ", ".join(unchecked),
-            highlight=False,
-        )
+        console.print(f"[yellow]skipped[/] {len(unchecked)} file(s) with no published checksum; name them to "
+                      "download: " + ", ".join(unchecked), highlight=False, soft_wrap=True)  # fmt: skip
     if failures:
-        raise CirbenchError(f"{len(failures)} file(s) not downloaded: " + " | ".join(failures))
+        raise CirbenchError(f"{len(failures)} file(s) not downloaded: {', '.join(failures)}")
+
+
+def _download_one(spec, ensure_weight) -> Path:
+    """One file, with a progress bar on a terminal (none on a pipe, so a log holds one line per file)."""
+    if not err_console.is_terminal:
+        return ensure_weight(spec.filename)
+    columns = (TextColumn(spec.filename), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("download", total=None)
+        return ensure_weight(spec.filename, progress=lambda done, total: bar.update(task, completed=done, total=total or None))
 
 
 @weights_app.command("verify")
@@ -142,13 +165,25 @@ def import_files(
 
 
 @weights_app.command("keys")
-def keys(name: Annotated[str, typer.Argument(help="Canonical file name, e.g. promptcir_model_best.pth")]) -> None:
-    """Print the expected layout of a canonical file as JSON: a list of {key, shape, dtype}."""
+def keys(
+    name: Annotated[str, typer.Argument(help="Canonical file name, e.g. promptcir_model_best.pth")],
+    output_format: Annotated[str, typer.Option("--format", help="jsonl (one JSON object per line) or table")] = "jsonl",
+) -> None:
+    """Print the expected layout of a canonical file: one {key, shape, dtype} JSON object per line, or a table."""
     import json
 
     from cirbench.weights.layouts import expected_layout
 
-    typer.echo(json.dumps(expected_layout(name).as_records(), indent=1))
+    if output_format not in ("jsonl", "table"):
+        raise typer.BadParameter("must be jsonl or table", param_hint="--format")
+    records = expected_layout(name).as_records()
+    if output_format == "jsonl":
+        typer.echo("\n".join(json.dumps(r) for r in records))
+        return
+    width = max(len(r["key"]) for r in records)
+    for r in records:
+        shape = "x".join("*" if d == -1 else str(d) for d in r["shape"]) or "scalar"
+        typer.echo(f"{r['key']:<{width}}  {shape:<20}  {r['dtype']}")
 
 
 @weights_app.command("check")

@@ -71,6 +71,10 @@ class Codec(ABC):
     max_pixels: ClassVar[int | None] = None
     limit_source: ClassVar[str] = ""
 
+    def weight_files(self) -> tuple[str, ...]:
+        """Canonical weight files this setting loads (none for the traditional codecs)."""
+        return ()
+
     def __init__(self, **options: Any) -> None:
         allowed = {f.name for f in dataclasses.fields(self.Params)}
         unknown = sorted(set(options) - allowed)

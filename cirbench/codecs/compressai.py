@@ -200,6 +200,9 @@ class CompressaiCodec(Codec):
         url = _zoo().model_urls[self.params.model][self.params.metric][self.params.quality]
         return url.rsplit("/", 1)[1]
 
+    def weight_files(self) -> tuple[str, ...]:
+        return () if self.params.checkpoint else (self.zoo_filename(),)
+
     def weights_path(self, download: bool = True) -> Path:
         """The verified zoo file or the local checkpoint; CodecUnavailable naming the file when missing.
 

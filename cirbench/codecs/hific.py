@@ -179,6 +179,9 @@ class HificCodec(Codec):
     def size_multiple(self) -> int:
         return 16  # the encoder downsamples by 16; latents are reflect-padded to a multiple of 4 internally
 
+    def weight_files(self) -> tuple[str, ...]:
+        return () if self.params.checkpoint else (HIFIC_WEIGHTS[self.params.level].filename,)
+
     def weights_path(self) -> Path:
         """The local checkpoint, or the canonical file from the torch-hub cache; CodecUnavailable if missing."""
         if self.params.checkpoint:

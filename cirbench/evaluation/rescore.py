@@ -88,7 +88,11 @@ def rescore(run: str | Path, profile: str, metrics: tuple[str, ...] = (), device
     """A new run under ``profile`` (and ``metrics``) from the saved images of ``run``; the model is not run."""
     folder, record, ds = _run_folder(run)
     tasks = list(record.get("tasks_complete", []))
-    replay = SavedImagesReplay(ds, folder, record, tasks)
+    if not tasks:
+        raise RescoreError(f"run {folder.path} has no finished task to rescore")
+    # identity's outputs are the dataset's own LQ files: nothing was saved, and nothing needs to be
+    is_identity = record.get("model", {}).get("name") == "identity" and not record.get("checkpoint")
+    replay = "identity" if is_identity else SavedImagesReplay(ds, folder, record, tasks)
     settings = EvaluationSettings(
         model=replay, model_options=dict(record.get("identity", {}).get("model_options", {})), tasks=tuple(tasks),
         device=device, protocol=record["protocol"], profile=profile, metrics=tuple(metrics), method=record["method"],

@@ -27,6 +27,7 @@ class MetricInfo:
     needs_weights: bool
     kind: Literal["paired", "distribution"]
     description: str
+    weight_files: tuple[str, ...] = ()  # canonical files its default configuration loads (`cirbench weights list`)
 
 
 class Metric:

@@ -14,6 +14,7 @@ from cirbench.metrics._base import _within_unit_range
 from cirbench.metrics._inception import EXTRACTOR_DESCRIPTION, FeatureExtractor, load_inception
 from cirbench.metrics._stats import RunningMoments, frechet_distance, warn_small_sample
 from cirbench.metrics._weights import WeightsSource
+from cirbench.weights.catalogue import INCEPTION_FID
 
 
 def check_images(label: str, images: torch.Tensor) -> None:
@@ -61,6 +62,7 @@ class FID(InceptionDistributionMetric):
         needs_weights=True,
         kind="distribution",
         description="FID, pytorch-fid Inception pool3 (2048-d), streaming float64 statistics; whole images",
+        weight_files=(INCEPTION_FID.filename,),
     )
 
     def __init__(
@@ -111,6 +113,7 @@ class PatchFID(FID):
         needs_weights=True,
         kind="distribution",
         description="FID/256: 256x256 patches (+ grid shifted by 128 when both sides >= 384), as HiFiC",
+        weight_files=(INCEPTION_FID.filename,),
     )
 
     def __init__(

@@ -13,6 +13,7 @@ from cirbench.metrics import METRICS, MetricInfo
 from cirbench.metrics._stats import kernel_inception_distance
 from cirbench.metrics._weights import WeightsSource
 from cirbench.metrics.fid import InceptionDistributionMetric
+from cirbench.weights.catalogue import INCEPTION_FID
 
 
 @METRICS.register("kid")
@@ -26,6 +27,7 @@ class KID(InceptionDistributionMetric):
         needs_weights=True,
         kind="distribution",
         description="KID, k(x,y) = (x.y/2048 + 1)^3, 100 seeded subsets of up to 1000; unbiased, usable at small N",
+        weight_files=(INCEPTION_FID.filename,),
     )
 
     def __init__(

@@ -83,6 +83,7 @@ class LPIPS(PairedMetric):
         needs_weights=True,
         kind="paired",
         description="LPIPS v0.1 (lpips package), alex by default or vgg; [0,1] inputs mapped to [-1,1]",
+        weight_files=(ALEXNET.filename,),  # the default net; net=vgg loads VGG16's file
     )
 
     def __init__(

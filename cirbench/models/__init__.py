@@ -70,9 +70,45 @@ def check_device(device: str) -> str:
 MODELS: Registry[ModelFactory] = Registry("model", package="cirbench.models", group="cirbench.models")
 
 
-def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator for a factory ``(checkpoint=None, device="cpu", **options) -> RestorationModel``."""
+@dataclass(frozen=True)
+class ModelCard:
+    """What `cirbench models` says of a model without building it: its mode and the weight files it needs."""
+
+    mode: str = ""  # "blind" or "oracle"; "" when the model decides at build time
+    weights: tuple[str, ...] = ()  # canonical files (`cirbench weights list`) its default configuration loads
+    weights_status: Callable[[], str] | None = None  # for weights outside the cache (e.g. shipped in the package)
+
+
+MODEL_CARDS: dict[str, ModelCard] = {}
+
+
+def register_model(name: str, mode: str = "", weights: tuple[str, ...] = (),
+                   weights_status: Callable[[], str] | None = None) -> Callable[[ModelFactory], ModelFactory]:  # fmt: skip
+    """Decorator for a factory ``(checkpoint=None, device="cpu", **options) -> RestorationModel``; ``mode`` and
+    ``weights`` (canonical file names) are what `cirbench models` lists before anything is built."""
+    MODEL_CARDS[name] = ModelCard(mode, tuple(weights), weights_status)
     return MODELS.register(name)
+
+
+def describe_models() -> list[dict[str, str]]:
+    """name, mode, weights (installed / missing: file ...), description of every registered model."""
+    from cirbench.weights.manager import get_weight, weight_status
+
+    rows = []
+    for name in MODELS.names():
+        card = MODEL_CARDS.get(name, ModelCard())
+        factory = MODELS.get(name)
+        text = " ".join((inspect.getdoc(factory) or "").split())
+        summary = re.split(r"(?<=\.)\s", text, maxsplit=1)[0].rstrip(".").replace("``", "")
+        if card.weights_status is not None:
+            weights = card.weights_status()
+        elif card.weights:
+            missing = [f for f in card.weights if weight_status(get_weight(f)) not in ("ok", "unverified")]
+            weights = f"missing: {', '.join(missing)}" if missing else "installed"
+        else:
+            weights = "none needed"
+        rows.append({"name": name, "mode": card.mode or "?", "weights": weights, "description": summary})
+    return rows
 
 
 def _factory_from_path(spec: str) -> ModelFactory:
@@ -177,11 +213,14 @@ def load_model(spec: str, checkpoint: str | None = None, device: str = "cpu", **
 __all__ = [
     "DEVICE_FORMS",
     "MODELS",
+    "MODEL_CARDS",
+    "ModelCard",
     "ModelError",
     "ModelFactory",
     "ModelInfo",
     "RestorationModel",
     "check_device",
+    "describe_models",
     "load_model",
     "register_model",
     "resolve_factory",

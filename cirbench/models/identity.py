@@ -31,8 +31,9 @@ class IdentityModel:
         return self
 
 
-@register_model("identity")
+@register_model("identity", mode="blind")
 def create_identity(checkpoint: str | None = None, device: str = "cpu") -> IdentityModel:
+    """No restoration: the codec output itself, the row every Δ is measured against."""
     if checkpoint is not None:
         from cirbench.models import ModelError
 

@@ -107,6 +107,18 @@ def build_networks(cfg: MoEDiffIRConfig, main: str | None, decoder: str | None, 
     return net, vae, context, [r for r in (net_report, vae_report) if r is not None]
 
 
+def _missing_weights(name: str, missing: list[str]) -> str:
+    """Every missing file at once, why nothing downloads them, what still works, and how to use a copy."""
+    return (
+        f"model '{name}' needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not in the weights "
+        "cache. The MoE-DiffIR release's download links are dead (its issues #15, #16), so nothing can fetch them. "
+        f"If you hold a copy: `cirbench weights import FILE` (checked against the official key layout), or pass it "
+        f"directly (--checkpoint {missing[0] if missing[0] != official.DECODER_FILE else 'MAIN.ckpt'}, "
+        f"-O decoder={official.DECODER_FILE}); `cirbench weights convert FILE` turns it into tensors-only safetensors. "
+        f"What works without them: `-O config=tiny` runs the same pipeline on seeded random weights (not a result)"
+    )
+
+
 def create(variant: str, checkpoint: str | None, device: str, decoder: str, steps: int, seed: int, precision: str,
            sampler: str, task_map: str, config: str) -> MoEDiffIRModel:  # fmt: skip
     name = "moe-diffir" if variant == "daclip" else "moe-diffir-prompt"
@@ -121,9 +133,8 @@ def create(variant: str, checkpoint: str | None, device: str, decoder: str, step
     main = _weights_path(checkpoint, main_file) if config == "official" else checkpoint
     dec = _weights_path(decoder, official.DECODER_FILE) if config == "official" else (decoder or None)
     if config == "official" and (main is None or dec is None):
-        missing = main_file if main is None else official.DECODER_FILE
-        raise WeightsUnavailable(official.FILES[missing], "the release's links are dead (MoE-DiffIR issues #15, #16) "
-                                 "and the file is not in the weights cache")  # fmt: skip
+        missing = [f for f, path in ((main_file, main), (official.DECODER_FILE, dec)) if path is None]
+        raise ModelError(_missing_weights(name, missing))
     settings = InferenceSettings(SamplerSettings(method=sampler, steps=steps), seed=seed, precision=precision)
     net, vae, context, reports = build_networks(cfg, main, dec, seed)
     pipeline = MoEDiffIRPipeline(net, vae, settings, context).to(device)
@@ -147,7 +158,7 @@ def create(variant: str, checkpoint: str | None, device: str, decoder: str, step
     return MoEDiffIRModel(info, pipeline, parse_task_map(task_map))
 
 
-@register_model("moe-diffir")
+@register_model("moe-diffir", mode="oracle", weights=(official.DACLIP_FILE, official.DECODER_FILE))
 def create_moe_diffir(checkpoint: str | None = None, device: str = "cpu", decoder: str = "", steps: int = 200,
                       seed: int = 42, precision: str = "auto", sampler: str = "ddpm", task_map: str = "",
                       config: str = "official") -> MoEDiffIRModel:  # fmt: skip
@@ -156,7 +167,7 @@ def create_moe_diffir(checkpoint: str | None = None, device: str = "cpu", decode
     return create("daclip", checkpoint, device, decoder, steps, seed, precision, sampler, task_map, config)
 
 
-@register_model("moe-diffir-prompt")
+@register_model("moe-diffir-prompt", mode="oracle", weights=(official.PROMPT_FILE, official.DECODER_FILE))
 def create_moe_diffir_prompt(checkpoint: str | None = None, device: str = "cpu", decoder: str = "", steps: int = 200,
                              seed: int = 42, precision: str = "auto", sampler: str = "ddpm", task_map: str = "",
                              config: str = "official") -> MoEDiffIRModel:  # fmt: skip

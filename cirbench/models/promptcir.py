@@ -295,6 +295,10 @@ def _checkpoint_paths(checkpoint: str, checkpoint2: str | None) -> list[str]:
     return [checkpoint] + ([checkpoint2] if checkpoint2 else [])
 
 
+def _packaged_status(sha256: str | None) -> str:
+    return "packaged" if sha256 is not None else "not shipped yet (train them: `cirbench train`, see the README)"
+
+
 def _cached_official() -> list[str]:
     """model_best.pth (and model_best2.pth) from the weights cache, where `cirbench weights import` puts them."""
     paths = []
@@ -323,7 +327,7 @@ def _build(config: PromptCIRConfig, paths: list[str], device: str) -> tuple[list
     return networks, "+".join(digests) or "untrained"
 
 
-@register_model("promptcir")
+@register_model("promptcir", mode="blind", weights=tuple(spec.filename for spec in OFFICIAL_WEIGHTS))
 def create_promptcir(
     checkpoint: str | None = None,
     device: str = "cpu",
@@ -333,7 +337,7 @@ def create_promptcir(
     ensemble: object = True,
     init: str | None = None,
 ) -> PromptCIRModel:
-    """Official architecture and test protocol. ``checkpoint``: model_best.pth (``checkpoint2``: model_best2.pth
+    """PromptCIR (Li et al., NTIRE 2024): the official architecture and test protocol. ``checkpoint``: model_best.pth (``checkpoint2``: model_best2.pth
     for the official two-model ensemble). ``init="random"`` builds an untrained network (for `cirbench train`)."""
     if checkpoint is None and init != "random":
         paths, label = _cached_official(), "PromptCIR, the authors' weights from the cache (no published hash)"
@@ -372,7 +376,7 @@ def _small_model(name: str, label: str, checkpoint: str | None, device: str, til
     return PromptCIRModel(info, networks, _protocol(SMALL_CONFIG.size_multiple, False, tile, overlap, ensemble))
 
 
-@register_model("promptcir-s")
+@register_model("promptcir-s", mode="blind", weights_status=lambda: _packaged_status(SMALL_WEIGHTS_SHA256))
 def create_promptcir_small(
     checkpoint: str | None = None,
     device: str = "cpu",
@@ -388,7 +392,8 @@ def create_promptcir_small(
                         ensemble, init, (SMALL_WEIGHTS, SMALL_WEIGHTS_SHA256, SMALL_RECIPE))  # fmt: skip
 
 
-@register_model("promptcir-s-diffloss")
+@register_model("promptcir-s-diffloss", mode="blind",
+                weights_status=lambda: _packaged_status(DIFFLOSS_WEIGHTS_SHA256))
 def create_promptcir_small_diffloss(
     checkpoint: str | None = None,
     device: str = "cpu",

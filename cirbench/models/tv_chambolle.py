@@ -56,7 +56,7 @@ class TVChambolleModel:
         return self
 
 
-@register_model("tv-chambolle")
+@register_model("tv-chambolle", mode="blind")
 def create_tv_chambolle(
     checkpoint: str | None = None,
     device: str = "cpu",
@@ -64,6 +64,7 @@ def create_tv_chambolle(
     eps: float = DEFAULT_EPS,
     max_num_iter: int = DEFAULT_MAX_ITER,
 ) -> TVChambolleModel:
+    """scikit-image's total-variation denoiser (Chambolle), weight 0.02, 200 iterations: classical, no weights."""
     if checkpoint is not None:
         raise ModelError("model 'tv-chambolle' is weight-free and takes no checkpoint")
     return TVChambolleModel(float(weight), float(eps), int(max_num_iter))

@@ -118,14 +118,41 @@ def load_checkpoint(
     return int(state["step"])
 
 
+def _flat(value: Any, prefix: str) -> dict[str, Any]:
+    """Nested settings as dotted names (JSON strings holding a dict, such as the config fingerprint, opened up)."""
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            out.update(_flat(inner, f"{prefix}.{key}"))
+        return out
+    return {prefix: value}
+
+
+def changed_settings(previous: dict[str, Any], record: dict[str, Any]) -> list[str]:
+    """``name (old -> new)`` for every setting of ``record`` that differs from ``previous`` (run.json)."""
+    old, new = {}, {}
+    for key in record:
+        if key != "started":
+            old.update(_flat(previous.get(key), key))
+            new.update(_flat(record[key], key))
+    return [f"{k} ({json.dumps(old.get(k), default=str)} -> {json.dumps(new.get(k), default=str)})"
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]  # fmt: skip
+
+
 def check_run_record(out: Path, record: dict[str, Any], resume: bool) -> None:
     """Write run.json for a new run; on resume, refuse if the model, data or configuration differ."""
     path = out / RUN
     if resume and path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
-        changed = sorted(k for k in record if k != "started" and previous.get(k) != record[k])
+        changed = changed_settings(previous, record)
         if changed:
-            raise ResumeError(f"cannot resume {out}: {', '.join(changed)} changed since the run started")
+            raise ResumeError(f"cannot resume {out}: changed since the run started: {'; '.join(changed[:6])}"
+                              + (f" (+{len(changed) - 6} more)" if len(changed) > 6 else ""))  # fmt: skip
         return
     if not resume and (out / LATEST).is_file():
         raise ResumeError(f"{out} already holds a training run: pass --resume to continue it, or choose another --out")
