@@ -38,15 +38,14 @@ def test_report_writes_plots_crops_and_a_page_linking_them(reported: tuple[Path,
     assert {"codec_bars_psnr.png", "levels_psnr.png", "inputs_bpp_vs_psnr.png"} <= set(plots)
     assert any(name.endswith("_vs_psnr.png") and not name.startswith("inputs") for name in plots)
     crops = sorted(c.name for c in (out / "crops" / "tiny" / "full-cirbench").glob("*.png"))
-    # breadth first: hardest and easiest level of every codec, then the second image
-    assert crops == ["crop_JPEG_10_img0.png", "crop_JPEG_10_img1.png", "crop_JPEG_30_img0.png",
-                     "crop_JPEG_30_img1.png", "crop_WEBP_5_img0.png", "crop_WEBP_5_img1.png"]  # fmt: skip
+    # every (task, image) with a preview (3 images x 3 tasks here), chosen by the leader's gain and loss
+    assert len(crops) == 9 and "crop_JPEG_10_img0.png" in crops
     for name in plots:
         assert f"plots/tiny/full-cirbench/{name}" in page
         with Image.open(out / "plots" / "tiny" / "full-cirbench" / name) as image:
             assert image.size[0] > 300 and np.asarray(image.convert("L")).std() > 5
     assert "<td class='method'>identity</td>" in page and "<td class='method'>tv-chambolle</td>" in page
-    assert "<script" not in page and "http" not in page.split("</style>")[1]
+    assert "<script src" not in page and "http" not in page.split("</style>")[1]  # one inline sorter, nothing fetched
 
 
 def test_side_by_side_crop_shows_hr_lq_and_every_method(reported: tuple[Path, Path]) -> None:

@@ -133,3 +133,27 @@ def test_the_terminal_table_is_ranked_and_fits_120_columns(crowded: Path, capsys
     assert main(["leaderboard", str(crowded), "--protocol", "full", "--sort", "ssim"]) == 0
     out = capsys.readouterr().out
     assert "sorted by overall ssim" in out and max(len(line) for line in out.splitlines()) <= WIDTH
+
+
+def test_the_report_says_what_is_missing_offers_downloads_and_picks_crops_by_gain(crowded: Path, tmp_path: Path) -> None:
+    from cirbench.compare.figures import crop_candidates
+    from cirbench.evaluation.results import ResultsStore
+
+    out = tmp_path / "report"
+    write_report(crowded, out)
+    page = (out / "index.html").read_text()
+    assert "cirbench 0.1.0" in page and "manifest sha256" in page
+    assert "missing: KID, LPIPS, PATCH_FID: weights not installed" in page  # offline here: named, not hidden
+    table = pd.read_csv(out / "tables" / "tiny" / "full-cirbench" / "leaderboard.csv")
+    assert "JPEG_10/psnr/delta_low" in table.columns and "identity" in set(table["method"])
+    assert (out / "tables" / "tiny" / "full-cirbench" / "leaderboard.json").is_file()
+    assert len(pd.read_csv(out / "tables" / "tiny" / "full-cirbench" / "per_image.csv")) > 0
+    assert "class='sortable'" in page and "runs/tiny/" in page and list((out / "runs" / "tiny").glob("*.json"))
+    board = build_leaderboard([BuiltDataset.open(crowded)], protocol="full")
+    (key, rows), *_ = board.groups()
+    runs = {label: f for f, r, label in ResultsStore(crowded / "results").labelled_runs() if r["protocol"] == "full"
+            and r["profile"] == "cirbench"}  # fmt: skip
+    picked = crop_candidates(BuiltDataset.open(crowded), board, rows, "full", "cirbench", runs)
+    gains = [gain for _, _, gain in picked]
+    assert gains[0] == max(gains) and gains[1] == min(gains)  # the largest gain, then the largest loss
+

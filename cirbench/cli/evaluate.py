@@ -51,6 +51,7 @@ def evaluate_command(
     method: Annotated[str | None, typer.Option("--method", help="Leaderboard label (default: the model name, plus @ and 8 hex digits of the checkpoint sha256)")] = None,
     force: Annotated[bool, typer.Option("--force", help="Discard this run's earlier results and start over")] = False,
     metrics: Annotated[list[str] | None, typer.Option("--metrics", help="Only these metrics of the profile (comma-separated)")] = None,
+    preview_images: Annotated[int, typer.Option("--preview-images", min=0, help="First N images of each task keep a 128 px preview for the report's crops")] = 8,
     scheduler: Annotated[str | None, typer.Option("--scheduler", callback=scheduler_option, help="Dask scheduler address: workers (one per GPU) restore and score; the dataset on a shared filesystem")] = None,
 ) -> None:
     """Restore every (image, task) of DATASET with a model and score it against HR (resumable)."""
@@ -60,7 +61,7 @@ def evaluate_command(
         model=model, checkpoint=str(checkpoint) if checkpoint else None, model_options=parse_options(option),
         tasks=task_names(tasks), device=device, protocol=protocol, batch=batch, tile=tile,
         overlap=overlap, save_images=save_images, profile=profile, method=method, force=force,
-        metrics=split_names(metrics), scheduler=scheduler,
+        metrics=split_names(metrics), scheduler=scheduler, preview_images=preview_images,
     )  # fmt: skip
     outcome = _run_with_progress(lambda advance, warn: evaluate(dataset, settings, progress=advance, warn=warn))
     if save_images:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from cirbench.build.jobs import psnr_rgb
 from cirbench.compare import plots
-from cirbench.compare.leaderboard import IDENTITY, Leaderboard
+from cirbench.compare.leaderboard import IDENTITY, OVERALL, Leaderboard, input_bpp
 from cirbench.dataset.reader import BuiltDataset, DatasetError, read_rgb
 from cirbench.evaluation.protocols import get_protocol, preview_box
 from cirbench.evaluation.results import ResultsStore, repair_hint
@@ -37,12 +37,16 @@ def make_plots(ds: BuiltDataset, board: Leaderboard, table: pd.DataFrame, means:
     families = list(dict.fromkeys(t.family for t in ds.tasks))
     tasks = [t.name for t in ds.tasks]
     written = []
+    plots.assign_colours(list(table["method"]))  # one distinct colour per method of this section
     metrics = [m for m in board.metrics if m in set(means["metric"])]  # this profile's metrics only
     for metric in metrics:
         bars = family_means(table, metric, families)
         if not bars.empty:
             written.append(plots.codec_bars(bars, metric, families, out / f"codec_bars_{metric}.png"))
         written.append(plots.level_curves(means, metric, families, tasks, out / f"levels_{metric}.png"))
+    rates = input_bpp(ds)
+    for metric in [m for m in ("psnr", "ssim", "lpips") if m in metrics]:
+        written.append(plots.restored_rate_distortion(means, rates, metric, families, tasks, out / f"rd_restored_{metric}.png"))
     if "psnr" in metrics:
         perceptual = next((m for m in ("lpips", "dists", "ssim") if m in metrics), None)
         if perceptual is not None:
@@ -61,9 +65,45 @@ def _lpips_of(scores: pd.DataFrame) -> dict[tuple[str, str, str], float]:
     return {(r.method, r.task, r.image): float(r.value) for r in rows.itertuples(index=False)}
 
 
+def _leader(table: pd.DataFrame) -> str | None:
+    """The method with the largest overall PSNR gain over identity in this group (None without one)."""
+    column = f"{OVERALL}/psnr/delta"
+    rows = table[table["method"] != IDENTITY]
+    if rows.empty:
+        return None
+    if column in rows.columns and pd.to_numeric(rows[column], errors="coerce").notna().any():
+        return str(rows.loc[pd.to_numeric(rows[column], errors="coerce").idxmax(), "method"])
+    return str(rows["method"].iloc[0])
+
+
+def crop_candidates(ds: BuiltDataset, board: Leaderboard, table: pd.DataFrame, protocol: str, profile: str,
+                    runs: dict) -> list[tuple[str, str, float]]:  # fmt: skip
+    """(task, image, gain) where the leading method gains most, then loses most, alternating; only pairs whose
+    preview exists (the first images of each task, see `evaluate --preview-images`)."""
+    leader = _leader(table)
+    scores = board.scores
+    psnr = scores[(scores["dataset"] == ds.name) & (scores["protocol"] == protocol) & (scores["profile"] == profile)
+                  & (scores["metric"] == "psnr")]  # fmt: skip
+    if leader is None or leader not in runs:
+        return []
+    mine = psnr[psnr["method"] == leader].set_index(["task", "image"])["value"]
+    base = psnr[psnr["method"] == IDENTITY].set_index(["task", "image"])["value"]
+    common = mine.index.intersection(base.index)
+    folders = {t.name: t.folder for t in ds.tasks}
+    kept = [k for k in common if (runs[leader].previews_dir / folders.get(k[0], k[0]) / f"{k[1]}.png").is_file()]
+    if not kept:
+        return []
+    gain = pd.Series(capped(mine[kept]) - capped(base[kept]), index=pd.MultiIndex.from_tuples(kept)).sort_values()
+    order = []
+    for high, low in zip(gain.index[::-1], gain.index, strict=True):
+        order += [high, low]
+    return [(task, image, float(gain[(task, image)])) for task, image in dict.fromkeys(order)]
+
+
 def crop_figures(ds: BuiltDataset, board: Leaderboard, methods: list[str], protocol: str, profile: str,
-                 out: Path, problems: list[str] | None = None) -> list[Path]:  # fmt: skip
-    """HR | LQ | each method on the same crop, for the first images at the hardest and easiest level of each codec.
+                 out: Path, problems: list[str] | None = None, table: pd.DataFrame | None = None) -> list[Path]:  # fmt: skip
+    """HR | LQ | each method on the same crop, where the leading method gains most and loses most against the
+    input (alternating), else the first images at the hardest and easiest level of each codec.
 
     Each panel is labelled with the crop's PSNR against HR (and the image's LPIPS when scored); the LQ is the
     identity output, so it is shown once. An unreadable preview leaves its panel out, with a line in ``problems``.
@@ -72,14 +112,10 @@ def crop_figures(ds: BuiltDataset, board: Leaderboard, methods: list[str], proto
             if (r["protocol"], r["profile"]) == (protocol, profile)}  # fmt: skip
     shown = [m for m in methods if m in runs and m != IDENTITY]
     lpips = _lpips_of(board.scores[board.scores["dataset"] == ds.name])
-    by_family: dict[str, list] = {}
-    for task in ds.tasks:
-        by_family.setdefault(task.family, []).append(task)
-    rounds = [(level, image) for image in range(PREVIEW_IMAGES) for level in (0, -1)]  # breadth first: every codec
-    candidates = [(levels[level], ds.images[image]) for level, image in rounds for levels in by_family.values()
-                  if image < len(ds.images)]  # fmt: skip
+    chosen = crop_candidates(ds, board, table, protocol, profile, runs) if table is not None else []
+    candidates = [(task, image) for task, image, _ in chosen] or _first_images(ds)
     written: list[Path] = []
-    for task, stem in dict.fromkeys((t.name, s) for t, s in candidates):
+    for task, stem in dict.fromkeys(candidates):
         if len(written) >= MAX_CROP_FIGURES:
             break
         figure = _crop_figure(ds, ds.task(task), stem, shown, runs, lpips, protocol, out,
@@ -87,6 +123,15 @@ def crop_figures(ds: BuiltDataset, board: Leaderboard, methods: list[str], proto
         if figure is not None:
             written.append(figure)
     return written
+
+
+def _first_images(ds: BuiltDataset) -> list[tuple[str, str]]:
+    by_family: dict[str, list] = {}
+    for task in ds.tasks:
+        by_family.setdefault(task.family, []).append(task)
+    rounds = [(level, image) for image in range(PREVIEW_IMAGES) for level in (0, -1)]  # breadth first: every codec
+    return [(levels[level].name, ds.images[image]) for level, image in rounds for levels in by_family.values()
+            if image < len(ds.images)]  # fmt: skip
 
 
 def _readable_previews(paths: list[tuple[str, Path]], runs, problems: list[str]) -> list[tuple[str, np.ndarray]]:

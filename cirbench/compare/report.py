@@ -1,6 +1,6 @@
 """`cirbench report`: a static folder (index.html + PNGs) with the leaderboard, plots and side-by-side crops.
 
-One section per dataset; blind and oracle methods in separate tables; no scripts or external assets.
+One section per (dataset, protocol, profile); blind and oracle methods in separate tables; no external assets.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cirbench.compare import figures
+from cirbench.compare import figures, report_parts
 from cirbench.compare.cells import mark
 from cirbench.compare.leaderboard import DEFAULT_PROFILE, IDENTITY, MODES, Leaderboard, build_leaderboard
 from cirbench.compare.tables import number
@@ -93,7 +93,7 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0 20px}
 th,td{border:1px solid #bbb;padding:4px 8px}th{background:#e8eef7}
 td.method{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}td.best{font-weight:bold;background:#dff0d8}td.tied{font-style:italic;background:#f3f8ec}
 span.d{display:block;color:#555;font-size:11px}span.ci{display:block;color:#888;font-size:10px}
-.scroll{overflow-x:auto}img{max-width:100%;margin:6px 0;border:1px solid #ddd}
+.scroll{overflow-x:auto}ul.header{color:#444}li.missing{color:#a15c00}table.sortable th{cursor:pointer}img{max-width:100%;margin:6px 0;border:1px solid #ddd}
 """
 
 
@@ -103,7 +103,7 @@ def _section(ds: BuiltDataset, board: Leaderboard, table: pd.DataFrame, means: p
     slug = f"{ds.name}/{protocol}-{profile}"
     plot_files = figures.make_plots(ds, board, table, means, out / "plots" / slug)
     problems: list[str] = []
-    crop_files = figures.crop_figures(ds, board, methods, protocol, profile, out / "crops" / slug, problems)
+    crop_files = figures.crop_figures(ds, board, methods, protocol, profile, out / "crops" / slug, problems, table)
     problem_html = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
     summary, full = ([c for c in board.value_columns(short) if c in table.columns and table[c].notna().any()]
                      for short in (True, False))  # this group's columns only  # fmt: skip
@@ -119,7 +119,10 @@ other method of the table excludes 0); <i>italic</i>: tied with the best.</p>
 <h3>Per-codec means, overall means and BD-rate</h3><div id="leaderboard">{_mode_tables(board, table, summary)}</div>
 <h3>Every task</h3>{_mode_tables(board, table, full)}
 <h3>Plots</h3>{plot_html}
-<h3>Side by side (HR | LQ | methods; crop PSNR under each)</h3>{crop_html}{f"<ul>{problem_html}</ul>" if problems else ""}
+{report_parts.downloads(board, table, slug, out)}{report_parts.run_records(ds, table, protocol, profile, out)}
+<h3>Side by side (HR | LQ | methods; crop PSNR under each), where {html.escape(figures._leader(table) or "the best method")} gains and loses most</h3>
+{crop_html}{f"<ul>{problem_html}</ul>" if problems else ""}
+{report_parts.per_image_table(board, ds, protocol, profile, crop_files, slug)}
 {_extremes_html(figures.extremes(board, ds.name, methods, protocol, profile))}"""
     return body, plot_files, crop_files
 
@@ -152,10 +155,11 @@ def write_report(
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>cirbench report: {html.escape(', '.join(d.name for d in datasets))}</title>
 <style>{_STYLE}</style></head><body>
-<h1>cirbench report</h1><p>{' | '.join(toc)}</p>
+<h1>cirbench report</h1>{report_parts.header_html(datasets)}<p>{' | '.join(toc)}</p>
 <p>One section per test set, protocol and metric profile: a table never mixes them. Means are over images, then over
 tasks.</p><ul>{notes}</ul>
 {''.join(sections)}
+{report_parts.SORT_SCRIPT}
 </body></html>
 """
     write_text_atomic(index, page)

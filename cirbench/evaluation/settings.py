@@ -29,7 +29,7 @@ class EvaluationSettings:
     profile: str = "cirbench"
     method: str | None = None  # leaderboard label; default: model name (+ @sha8 of the checkpoint)
     force: bool = False
-    preview_images: int = 2  # first N images of each task get a centre-crop preview for the report
+    preview_images: int = 8  # first N images of each task get a centre-crop preview (the report's crop candidates)
     metrics: tuple[str, ...] = ()  # only these of the profile's metrics (result or metric names); () = all
     rescored_from: str | None = None  # run id whose saved images are scored again (cirbench rescore)
     scheduler: str | None = None  # Dask scheduler address: work units go to its workers (not part of the identity)
