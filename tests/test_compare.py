@@ -146,9 +146,13 @@ def test_rescore_equals_a_direct_evaluation_and_needs_saved_images(dataset: Path
     b = direct.scores.sort_values(["task", "image", "metric"])["value"].to_numpy()
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
     capsys.readouterr()
-    plain = next(p for p in (dataset / "results" / "runs").iterdir() if p.name.startswith("identity-full-cirbench"))
+    plain = next(p for p in (dataset / "results" / "runs").iterdir() if p.name.startswith("tv-chambolle-full-cirbench")
+                 and not (p / "images").is_dir())  # fmt: skip
     assert main(["rescore", str(plain), "--profile", "basicsr-y"]) == 1
     assert "repeat the evaluation with --save-images" in capsys.readouterr().err
+    identity = next(p for p in (dataset / "results" / "runs").iterdir() if p.name.startswith("identity-full-cirbench"))
+    assert main(["rescore", str(identity), "--profile", "basicsr-y"]) == 0  # its outputs are the dataset's own files
+    assert "rescored 9 pairs from saved images (model not run)" in " ".join(capsys.readouterr().out.split())
 
 
 def test_evaluate_metrics_option_and_a_model_object(dataset: Path) -> None:
