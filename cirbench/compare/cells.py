@@ -32,13 +32,19 @@ class Columns:
 
 def directions(metrics: list[str]) -> dict[str, bool]:
     """result name -> higher is better, from the metric registry's metadata."""
+    from cirbench.errors import UnknownNameError
     from cirbench.metrics import METRICS
-    from cirbench.metrics.profiles import PROFILES, get_profile
+    from cirbench.metrics.profiles import PROFILES
 
     found: dict[str, bool] = {}
-    for profile in PROFILES:
-        for spec in get_profile(profile).metrics:
-            found.setdefault(spec.result_name, METRICS.get(spec.metric).info.higher_better)
+    for profile in PROFILES.values():
+        for spec in profile.metrics:
+            if spec.result_name in found or spec.result_name not in metrics:
+                continue
+            try:
+                found[spec.result_name] = METRICS.get(spec.metric).info.higher_better
+            except UnknownNameError:  # a profile naming a metric that is not installed here
+                continue
     return {m: found.get(m, True) for m in metrics}
 
 
