@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
-from test_evaluate import SMALL_CROPS, build_tiny, offline_weights  # noqa: F401  (autouse fixture)
+from test_evaluate import offline_weights, tiny, tiny_master  # noqa: F401  (fixtures)
 
 from cirbench.cli import main
 from cirbench.compare.leaderboard import build_leaderboard
@@ -60,16 +60,6 @@ def _fail_on(task_name: str):
         return lq
 
     return reply
-
-
-@pytest.fixture(scope="module")
-def tiny_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny(tmp_path_factory.mktemp("store"), SMALL_CROPS)
-
-
-@pytest.fixture()
-def tiny(tiny_master: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(tiny_master, tmp_path / "tiny"))
 
 
 def _statuses(dataset: Path) -> dict[str, str]:
