@@ -18,7 +18,7 @@ import torch
 
 from cirbench.diffusion.samplers import SamplerSettings
 from cirbench.fileio import write_text_atomic
-from cirbench.models.moe_diffir import build_networks
+from cirbench.models.moediffir.moediffir_models import build_networks
 from cirbench.models.moediffir.network import official_config, tiny_config
 from cirbench.models.moediffir.pipeline import InferenceSettings, MoEDiffIRPipeline
 

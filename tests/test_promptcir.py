@@ -24,9 +24,9 @@ from cirbench.models.promptcir import (
     PromptCIRModel,
     PromptCIRNet,
     WeightsNotShipped,
-    _checkpoint_paths,
     load_promptcir_weights,
 )
+from cirbench.models.promptcir.promptcir_models import _checkpoint_paths
 from cirbench.weights.importer import import_weight
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "promptcir_state_dict_keys.json"

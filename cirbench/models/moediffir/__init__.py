@@ -1,4 +1,6 @@
-"""MoE-DiffIR (Ren et al., ECCV 2024) written for cirbench: networks, official-checkpoint loading, inference.
+"""MoE-DiffIR (Ren et al., ECCV 2024), a bundled baseline: networks, official-checkpoint loading, inference.
 
-The registered models (``moe-diffir``, ``moe-diffir-prompt``) live in ``cirbench/models/moe_diffir.py``.
+Importing the package registers its models (``moe-diffir``, ``moe-diffir-prompt``, in ``moediffir_models``).
 """
+
+from cirbench.models.moediffir import moediffir_models  # noqa: F401  (registers the models)
