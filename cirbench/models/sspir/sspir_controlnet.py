@@ -58,7 +58,7 @@ class SSPIRControlNetConfig:
     def to_diffusers(self) -> dict[str, Any]:
         values = self.unet.to_diffusers("ControlNetModel")
         for key in ("up_block_types", "out_channels", "sample_size", "center_input_sample", "use_textual_restore",
-                    "time_embedding_type", "mid_block_type"):  # fmt: skip
+                    "time_embedding_type", "mid_block_type", "dual_cross_attention"):  # fmt: skip
             values.pop(key, None)
         return {**values, "conditioning_channels": 3, "global_pool_conditions": False,
                 "conditioning_embedding_out_channels": list(self.conditioning_embedding_out_channels),

@@ -1,0 +1,185 @@
+"""The frozen parts SSP-IR borrows: SD-1.5's VAE, text encoder, tokenizer and scheduler config, and CLIP ViT-L/14's
+vision tower; their catalogue entries, key layouts and strict loaders (diffusers / transformers classes).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cirbench.errors import CirbenchError
+from cirbench.models import ModelError
+from cirbench.models.checkpoints import load_state_dict, load_strict
+from cirbench.weights.layouts import Layout, module_layout, register_layout
+from cirbench.weights.manager import WeightFile, WeightsUnavailable, ensure_weight, register_weight
+
+EXTRA = "pip install 'cirbench[sspir]'"
+SD15_HUB = "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main"
+CLIP_HUB = "https://huggingface.co/openai/clip-vit-large-patch14/resolve/main"
+SD15_LICENCE, CLIP_LICENCE = "CreativeML OpenRAIL-M", "MIT"
+VAE_FILE, TEXT_FILE = "sd15-vae.safetensors", "sd15-text-encoder.safetensors"
+VOCAB_FILE, MERGES_FILE = "sd15-tokenizer-vocab.json", "sd15-tokenizer-merges.txt"
+CLIP_FILE = "clip-vit-large-patch14.safetensors"
+for _name, _path, _what in ((VAE_FILE, "vae/diffusion_pytorch_model.safetensors", "VAE"),
+                            (TEXT_FILE, "text_encoder/model.safetensors", "text encoder (CLIP ViT-L/14 text)"),
+                            (VOCAB_FILE, "tokenizer/vocab.json", "tokenizer vocabulary"),
+                            (MERGES_FILE, "tokenizer/merges.txt", "tokenizer BPE merges")):  # fmt: skip
+    register_weight(WeightFile(_name, f"{SD15_HUB}/{_path}", "", f"SD-1.5 {_what}, used by sspir", SD15_LICENCE))
+register_weight(WeightFile(CLIP_FILE, f"{CLIP_HUB}/model.safetensors", "",
+                           "CLIP ViT-L/14 (openai), its vision tower feeds sspir's TPBNet", CLIP_LICENCE))  # fmt: skip
+
+# SD-1.5's published configs (runwayml/stable-diffusion-v1-5), used when the files come from the weights cache
+SD15_VAE_CONFIG = {"act_fn": "silu", "block_out_channels": [128, 256, 512, 512], "down_block_types":
+                   ["DownEncoderBlock2D"] * 4, "in_channels": 3, "latent_channels": 4, "layers_per_block": 2,
+                   "norm_num_groups": 32, "out_channels": 3, "sample_size": 512, "up_block_types":
+                   ["UpDecoderBlock2D"] * 4}  # fmt: skip
+SD15_TEXT_CONFIG = {"vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072, "projection_dim": 768,
+                    "num_hidden_layers": 12, "num_attention_heads": 12, "max_position_embeddings": 77,
+                    "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5, "bos_token_id": 0, "eos_token_id": 2,
+                    "pad_token_id": 1}  # fmt: skip
+CLIP_VISION_CONFIG = {"hidden_size": 1024, "intermediate_size": 4096, "projection_dim": 768, "num_hidden_layers": 24,
+                      "num_attention_heads": 16, "image_size": 224, "patch_size": 14, "hidden_act": "quick_gelu",
+                      "layer_norm_eps": 1e-5}  # fmt: skip
+SD15_SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "clip_sample": False,
+                  "num_train_timesteps": 1000, "prediction_type": "epsilon", "set_alpha_to_one": False,
+                  "steps_offset": 1, "trained_betas": None, "timestep_spacing": "leading",
+                  "variance_type": "fixed_small"}  # fmt: skip
+SCALING = 0.18215
+POSITION_IDS = ("text_model.embeddings.position_ids", "vision_model.embeddings.position_ids")
+CLIP_OTHER = ("text_model.", "text_projection.", "visual_projection.", "logit_scale")  # the rest of CLIPModel's file
+
+
+def requires_extra(what: str) -> None:
+    """ModelError in one line when diffusers / transformers (the ``sspir`` extra) are not installed."""
+    import importlib.util
+
+    missing = [m for m in ("diffusers", "transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ModelError(f"{what} needs {' and '.join(missing)}: {EXTRA}")
+
+
+def make_vae(config: dict[str, Any] | None = None) -> torch.nn.Module:
+    requires_extra("SD-1.5's VAE")
+    from diffusers import AutoencoderKL
+
+    keys = ("act_fn", "block_out_channels", "down_block_types", "in_channels", "latent_channels", "layers_per_block",
+            "norm_num_groups", "out_channels", "sample_size", "up_block_types")  # fmt: skip
+    return AutoencoderKL(**{k: v for k, v in (config or SD15_VAE_CONFIG).items() if k in keys})
+
+
+def make_text_encoder(config: dict[str, Any] | None = None) -> torch.nn.Module:
+    requires_extra("SD-1.5's text encoder")
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(CLIPTextConfig(**{k: v for k, v in (config or SD15_TEXT_CONFIG).items() if not k.startswith("_")}))
+
+
+def make_vision_tower(config: dict[str, Any] | None = None) -> torch.nn.Module:
+    requires_extra("CLIP ViT-L/14's vision tower")
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    config = dict(config or CLIP_VISION_CONFIG)
+    config = config.get("vision_config", config)  # a CLIPModel config.json nests the vision part
+    return CLIPVisionModel(CLIPVisionConfig(**{k: v for k, v in config.items() if not k.startswith("_")}))
+
+
+def _layout(module: torch.nn.Module, **options: Any) -> Layout:
+    return module_layout(module, optional=frozenset(POSITION_IDS), any_float=True, **options)
+
+
+register_layout(VAE_FILE, lambda: _layout(make_vae()))
+register_layout(TEXT_FILE, lambda: _layout(make_text_encoder()))
+register_layout(CLIP_FILE, lambda: _layout(make_vision_tower(), optional_prefixes=CLIP_OTHER))
+
+
+def _weights_in(folder: Path, names: tuple[str, ...], what: str) -> Path:
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise ModelError(f"{folder}: no {what} weights ({' or '.join(names)})")
+
+
+def _config_in(folder: Path, name: str = "config.json") -> dict[str, Any]:
+    path = folder / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from exc
+
+
+def load_into(module: torch.nn.Module, path: Path, ignore: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> None:
+    """Strict load naming every key; a ``position_ids`` buffer must be the arange it always is."""
+    state = load_state_dict(path)
+    for key in ignore:
+        value = state.pop(key, None)
+        if value is not None and not torch.equal(value.reshape(-1).long(), torch.arange(value.numel())):
+            raise ModelError(f"{path}: {key} is not 0..{value.numel() - 1}")
+    state = {k: v for k, v in state.items() if not k.startswith(drop)}
+    expected = module.state_dict()
+    state = {k: v.to(expected[k].dtype) if k in expected and v.is_floating_point() else v for k, v in state.items()}
+    try:
+        load_strict(module, state)
+    except CirbenchError as exc:  # a StrictLoadError names the keys; say which file
+        raise ModelError(f"{path}: {exc}") from exc
+
+
+def _cached(filename: str) -> Path | None:
+    try:
+        return ensure_weight(filename, download=False)
+    except WeightsUnavailable:
+        return None
+
+
+def missing_sd15(sd15: str, clip: str) -> list[str]:
+    """The catalogue files still missing when no folders are given."""
+    names = ([] if sd15 else [VAE_FILE, TEXT_FILE, VOCAB_FILE, MERGES_FILE]) + ([] if clip else [CLIP_FILE])
+    return [n for n in names if _cached(n) is None]
+
+
+def load_sd15(folder: str = "") -> dict[str, Any]:
+    """vae, text_encoder, tokenizer and scheduler config from an SD-1.5 diffusers folder, else the weights cache."""
+    requires_extra("sspir")
+    from transformers import CLIPTokenizer
+
+    if folder:
+        root = Path(folder)
+        if not root.is_dir():
+            raise ModelError(f"sd15={folder}: not a folder (expected an SD-1.5 diffusers folder with vae/, text_encoder/, tokenizer/)")
+        vae = make_vae(_config_in(root / "vae"))
+        load_into(vae, _weights_in(root / "vae", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"), "VAE"))
+        text = make_text_encoder(_config_in(root / "text_encoder"))
+        load_into(text, _weights_in(root / "text_encoder", ("model.safetensors", "pytorch_model.bin"), "text encoder"),
+                  ignore=POSITION_IDS)  # fmt: skip
+        vocab, merges = root / "tokenizer" / "vocab.json", root / "tokenizer" / "merges.txt"
+        scheduler_file = root / "scheduler" / "scheduler_config.json"
+        scheduler = _config_in(root / "scheduler", "scheduler_config.json") if scheduler_file.is_file() else SD15_SCHEDULER
+    else:
+        vae, text = make_vae(), make_text_encoder()
+        load_into(vae, ensure_weight(VAE_FILE, download=False))
+        load_into(text, ensure_weight(TEXT_FILE, download=False), ignore=POSITION_IDS)
+        vocab, merges = ensure_weight(VOCAB_FILE, download=False), ensure_weight(MERGES_FILE, download=False)
+        scheduler = SD15_SCHEDULER
+    for path in (vocab, merges):
+        if not Path(path).is_file():
+            raise ModelError(f"{path}: missing (the SD-1.5 tokenizer files)")
+    tokenizer = CLIPTokenizer(str(vocab), str(merges), pad_token="<|endoftext|>")
+    scaling = vae.config.get("scaling_factor", SCALING) if hasattr(vae, "config") else SCALING
+    return {"vae": vae.eval(), "text_encoder": text.eval(), "tokenizer": tokenizer, "scheduler": scheduler,
+            "scaling_factor": float(scaling)}  # fmt: skip
+
+
+def load_vision_tower(folder: str = "") -> torch.nn.Module:
+    """CLIPVisionModel from an ``openai/clip-vit-large-patch14`` folder (or a CLIPVisionModel folder), else the cache."""
+    if folder:
+        root = Path(folder)
+        tower = make_vision_tower(_config_in(root))
+        path = _weights_in(root, ("model.safetensors", "pytorch_model.bin"), "CLIP")
+    else:
+        tower, path = make_vision_tower(), ensure_weight(CLIP_FILE, download=False)
+    load_into(tower, path, ignore=POSITION_IDS, drop=CLIP_OTHER)
+    return tower.eval()
