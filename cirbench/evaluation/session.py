@@ -90,6 +90,9 @@ class EvaluationSession:
         """The model's output quantised to 8 bits (what a PNG stores), as float 0..255 on the device."""
         lq = batch.lq.to(self.settings.device, non_blocking=True).to(torch.float32).div_(255.0)
         label = batch.task if self.model.info.needs_task_label else None
+        on_batch = getattr(self.model, "on_batch", None)  # optional: models that look images up by name (captions)
+        if callable(on_batch):
+            on_batch(list(batch.stems))
         with torch.inference_mode(), self.timer.measure():
             out = restore_any_size(
                 guarded_restore(self.model, label, self.site(batch.task, batch.stems)),

@@ -47,7 +47,10 @@ class ModelInfo:
 
 @runtime_checkable
 class RestorationModel(Protocol):
-    """restore(lq [B,3,H,W] float32 in [0,1], task or None) -> same shape in [0,1] (not yet quantised)."""
+    """restore(lq [B,3,H,W] float32 in [0,1], task or None) -> same shape in [0,1] (not yet quantised).
+
+    Optional: ``on_batch(stems)``, called by `evaluate` before each batch with its image names (e.g. for captions).
+    """
 
     info: ModelInfo
 
@@ -189,6 +192,10 @@ def _check_options(spec: str, parameters: dict[str, inspect.Parameter], options:
 
 def load_model(spec: str, checkpoint: str | None = None, device: str = "cpu", **options: Any) -> RestorationModel:
     """Build the model named by ``spec`` on ``device``; ModelError if the result breaks the protocol."""
+    if "checkpoint" in options:  # `-O checkpoint=DIR` reads as --checkpoint DIR
+        if checkpoint is not None:
+            raise ModelError(f"model '{spec}': the checkpoint is given twice (--checkpoint and -O checkpoint=)")
+        checkpoint = str(options.pop("checkpoint"))
     factory = resolve_factory(spec)
     parameters = _signature(factory)
     _check_factory(spec, parameters)

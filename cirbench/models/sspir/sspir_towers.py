@@ -167,7 +167,7 @@ def load_sd15(folder: str = "") -> dict[str, Any]:
     for path in (vocab, merges):
         if not Path(path).is_file():
             raise ModelError(f"{path}: missing (the SD-1.5 tokenizer files)")
-    tokenizer = CLIPTokenizer(str(vocab), str(merges), pad_token="<|endoftext|>")
+    tokenizer = CLIPTokenizer(str(vocab), str(merges), pad_token="<|endoftext|>", model_max_length=77)
     scaling = vae.config.get("scaling_factor", SCALING) if hasattr(vae, "config") else SCALING
     return {"vae": vae.eval(), "text_encoder": text.eval(), "tokenizer": tokenizer, "scheduler": scheduler,
             "scaling_factor": float(scaling)}  # fmt: skip
