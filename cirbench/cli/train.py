@@ -68,9 +68,11 @@ def train_command(
     ] = None,
 ) -> None:
     """Train MODEL on paired random crops of every task of DATA (L1, AdamW, cosine; resumable)."""
+    from cirbench.models import resolve_factory
     from cirbench.training.trainer import train
 
-    settings = load_config(config).with_overrides(steps=steps, seed=seed)
+    recipe = getattr(resolve_factory(model), "train_recipe", None)  # a model's own defaults (e.g. the release's)
+    settings = load_config(config or recipe).with_overrides(steps=steps, seed=seed)
     options = parse_options(option)
     if options:
         settings = settings.with_overrides(model_options={**settings.model_options, **options})

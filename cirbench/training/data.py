@@ -83,9 +83,13 @@ class PairedCrops(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair_at(self, index: int) -> tuple[Pair, np.random.Generator]:
+        """The pair sample ``index`` draws, and the generator that then places its crop."""
         rng = np.random.default_rng([self.seed, int(index)])
-        pair = self.pairs[int(rng.integers(len(self.pairs)))]
+        return self.pairs[int(rng.integers(len(self.pairs)))], rng
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pair, rng = self.pair_at(index)
         hr, lq = _cached_rgb(pair.hr), _cached_rgb(pair.lq)
         if hr.shape != lq.shape:
             raise DatasetError(f"{pair.lq} is {lq.shape[:2]} but its HR image is {hr.shape[:2]}")

@@ -266,6 +266,10 @@ def train(
 ) -> TrainResult:
     """Build the model (seeded; or use the given trainable model), open the data, run or resume into ``out``."""
     config = config or TrainConfig()
+    custom = getattr(resolve_factory(spec), "trainer", None) if isinstance(spec, str) else None
+    if custom is not None:  # a model with its own objective and checkpoint layout (e.g. sspir)
+        return custom(data, tasks=tasks, config=config, out=out, resume=resume, device=device,
+                      stop_after=stop_after, on_event=on_event)  # fmt: skip
     if device == "cpu":
         keep_freed_memory()
     torch.manual_seed(config.seed)

@@ -4,6 +4,7 @@ and CLIP ViT-L/14, run with the release's inference; ``config=tiny`` runs seeded
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -111,3 +112,13 @@ def create_sspir(checkpoint: str | None = None, device: str = "cpu", sd15: str =
         details={**pipeline.describe(), "weights": nets.record, "captions": captions or None, "config": config},
     )  # fmt: skip
     return SSPIRModel(info, pipeline, caption_map)
+
+
+def _train(*args, **kwargs):
+    from cirbench.models.sspir.sspir_training import train_sspir
+
+    return train_sspir(*args, **kwargs)
+
+
+create_sspir.trainer = _train  # `cirbench train sspir` runs SSP-IR's own objective and saving
+create_sspir.train_recipe = Path(__file__).resolve().parent / "sspir.train.toml"  # the release's hyper-parameters

@@ -23,8 +23,10 @@ SD15_LICENCE, CLIP_LICENCE = "CreativeML OpenRAIL-M", "MIT"
 VAE_FILE, TEXT_FILE = "sd15-vae.safetensors", "sd15-text-encoder.safetensors"
 VOCAB_FILE, MERGES_FILE = "sd15-tokenizer-vocab.json", "sd15-tokenizer-merges.txt"
 CLIP_FILE = "clip-vit-large-patch14.safetensors"
+UNET_FILE = "sd15-unet.safetensors"  # only to start training (the stock part of the SSP-IR U-Net)
 for _name, _path, _what in ((VAE_FILE, "vae/diffusion_pytorch_model.safetensors", "VAE"),
                             (TEXT_FILE, "text_encoder/model.safetensors", "text encoder (CLIP ViT-L/14 text)"),
+                            (UNET_FILE, "unet/diffusion_pytorch_model.safetensors", "U-Net (training init)"),
                             (VOCAB_FILE, "tokenizer/vocab.json", "tokenizer vocabulary"),
                             (MERGES_FILE, "tokenizer/merges.txt", "tokenizer BPE merges")):  # fmt: skip
     register_weight(WeightFile(_name, f"{SD15_HUB}/{_path}", "", f"SD-1.5 {_what}, used by sspir", SD15_LICENCE))
@@ -128,7 +130,18 @@ def load_into(module: torch.nn.Module, path: Path, ignore: tuple[str, ...] = (),
         raise ModelError(f"{path}: {exc}") from exc
 
 
-def _cached(filename: str) -> Path | None:
+def _stock_unet_layout() -> Layout:
+    from cirbench.models.sspir.sspir_unet import SSPIRUNet
+
+    layout = _layout(SSPIRUNet())
+    stock = {k: v for k, v in layout.tensors.items() if ".image_attentions." not in k and ".pixel_attentions." not in k}
+    return Layout(stock, any_float=True)
+
+
+register_layout(UNET_FILE, _stock_unet_layout)
+
+
+def cached(filename: str) -> Path | None:
     try:
         return ensure_weight(filename, download=False)
     except WeightsUnavailable:
@@ -138,7 +151,7 @@ def _cached(filename: str) -> Path | None:
 def missing_sd15(sd15: str, clip: str) -> list[str]:
     """The catalogue files still missing when no folders are given."""
     names = ([] if sd15 else [VAE_FILE, TEXT_FILE, VOCAB_FILE, MERGES_FILE]) + ([] if clip else [CLIP_FILE])
-    return [n for n in names if _cached(n) is None]
+    return [n for n in names if cached(n) is None]
 
 
 def load_sd15(folder: str = "") -> dict[str, Any]:
