@@ -73,22 +73,21 @@ def make_vae(config: dict[str, Any] | None = None) -> torch.nn.Module:
 
 
 def make_text_encoder(config: dict[str, Any] | None = None) -> torch.nn.Module:
-    requires_extra("SD-1.5's text encoder")
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from cirbench.models.sspir.clip_hf import CLIPTextTower, CLIPTowerConfig
 
-    return CLIPTextModel(CLIPTextConfig(**{k: v for k, v in (config or SD15_TEXT_CONFIG).items() if not k.startswith("_")}))
+    return CLIPTextTower(CLIPTowerConfig.from_json(config or SD15_TEXT_CONFIG))
 
 
 def make_vision_tower(config: dict[str, Any] | None = None) -> torch.nn.Module:
-    requires_extra("CLIP ViT-L/14's vision tower")
-    from transformers import CLIPVisionConfig, CLIPVisionModel
+    from cirbench.models.sspir.clip_hf import CLIPTowerConfig, CLIPVisionTower
 
     config = dict(config or CLIP_VISION_CONFIG)
     config = config.get("vision_config", config)  # a CLIPModel config.json nests the vision part
-    return CLIPVisionModel(CLIPVisionConfig(**{k: v for k, v in config.items() if not k.startswith("_")}))
+    return CLIPVisionTower(CLIPTowerConfig.from_json(config))
 
 
 def _layout(module: torch.nn.Module, **options: Any) -> Layout:
+    """Older files hold ``position_ids``, newer ones do not: either is accepted (and checked to be an arange)."""
     return module_layout(module, optional=frozenset(POSITION_IDS), any_float=True, **options)
 
 
@@ -114,15 +113,16 @@ def _config_in(folder: Path, name: str = "config.json") -> dict[str, Any]:
         raise ModelError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from exc
 
 
-def load_into(module: torch.nn.Module, path: Path, ignore: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> None:
-    """Strict load naming every key; a ``position_ids`` buffer must be the arange it always is."""
-    state = load_state_dict(path)
-    for key in ignore:
-        value = state.pop(key, None)
-        if value is not None and not torch.equal(value.reshape(-1).long(), torch.arange(value.numel())):
-            raise ModelError(f"{path}: {key} is not 0..{value.numel() - 1}")
-    state = {k: v for k, v in state.items() if not k.startswith(drop)}
+def load_into(module: torch.nn.Module, path: Path, drop: tuple[str, ...] = ()) -> None:
+    """Strict load naming every key; a ``position_ids`` buffer may be absent, and if present must be the arange."""
+    state = {k: v for k, v in load_state_dict(path).items() if not k.startswith(drop)}
     expected = module.state_dict()
+    for key in POSITION_IDS:
+        if key in expected:
+            value = state.setdefault(key, expected[key])
+            if not torch.equal(value.reshape(-1).long(), torch.arange(value.numel())):
+                raise ModelError(f"{path}: {key} is not 0..{value.numel() - 1}")
+            state[key] = value.long()
     state = {k: v.to(expected[k].dtype) if k in expected and v.is_floating_point() else v for k, v in state.items()}
     try:
         load_strict(module, state)
@@ -166,15 +166,14 @@ def load_sd15(folder: str = "") -> dict[str, Any]:
         vae = make_vae(_config_in(root / "vae"))
         load_into(vae, _weights_in(root / "vae", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"), "VAE"))
         text = make_text_encoder(_config_in(root / "text_encoder"))
-        load_into(text, _weights_in(root / "text_encoder", ("model.safetensors", "pytorch_model.bin"), "text encoder"),
-                  ignore=POSITION_IDS)  # fmt: skip
+        load_into(text, _weights_in(root / "text_encoder", ("model.safetensors", "pytorch_model.bin"), "text encoder"))  # fmt: skip
         vocab, merges = root / "tokenizer" / "vocab.json", root / "tokenizer" / "merges.txt"
         scheduler_file = root / "scheduler" / "scheduler_config.json"
         scheduler = _config_in(root / "scheduler", "scheduler_config.json") if scheduler_file.is_file() else SD15_SCHEDULER
     else:
         vae, text = make_vae(), make_text_encoder()
         load_into(vae, ensure_weight(VAE_FILE, download=False))
-        load_into(text, ensure_weight(TEXT_FILE, download=False), ignore=POSITION_IDS)
+        load_into(text, ensure_weight(TEXT_FILE, download=False))
         vocab, merges = ensure_weight(VOCAB_FILE, download=False), ensure_weight(MERGES_FILE, download=False)
         scheduler = SD15_SCHEDULER
     for path in (vocab, merges):
@@ -194,5 +193,5 @@ def load_vision_tower(folder: str = "") -> torch.nn.Module:
         path = _weights_in(root, ("model.safetensors", "pytorch_model.bin"), "CLIP")
     else:
         tower, path = make_vision_tower(), ensure_weight(CLIP_FILE, download=False)
-    load_into(tower, path, ignore=POSITION_IDS, drop=CLIP_OTHER)
+    load_into(tower, path, drop=CLIP_OTHER)
     return tower.eval()
