@@ -200,11 +200,12 @@ def test_evaluate_runs_sspir_end_to_end_and_it_is_not_a_result(tiny: Path, tmp_p
     assert records, run.stdout
     record = json.loads(records[0].read_text())
     assert record["is_result"] is False and "seeded random weights" in record["not_a_result"]
-    (captions / "img2.txt").unlink()
-    run = subprocess.run([str(CIRBENCH), "evaluate", str(tiny), "--model", "sspir", "-O", "config=tiny",
-                          "-O", "steps=1", "-O", f"captions={captions}", "--tasks", "JPEG_30", "--metrics", "psnr"],
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert run.returncode != 0 and "no img2.txt" in run.stderr and "Traceback" not in run.stderr
+    model = load_model("sspir", config="tiny", steps=1, captions=str(captions))
+    model.on_batch(["img0", "img9"])
+    with pytest.raises(ModelError, match="no img9.txt"):
+        model.restore(torch.rand(2, 3, 32, 32), None)
+    model.on_batch(["img1"])
+    assert model.prompts(1) == ["a photo of img1"]
 
 
 def test_training_resumes_exactly_and_its_checkpoint_loads_into_sspir(tiny: Path, tmp_path: Path) -> None:
