@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_compare.py --out benchmarks/results/bench_compare.json
 	$(BIN)/python benchmarks/bench_diffloss.py --out benchmarks/results/bench_diffloss.json
 	$(BIN)/python benchmarks/bench_moediffir.py --out benchmarks/results/bench_moediffir.json
+	$(BIN)/python benchmarks/bench_sspir.py --out benchmarks/results/bench_sspir.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check cirbench tests benchmarks examples

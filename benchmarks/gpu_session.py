@@ -193,7 +193,7 @@ def bench(session: Session) -> None:
         "bench_learned_codecs": ["--images", "1", "--crop", "128", "--skip-stock"] if smoke
         else ["--images", "2", "--device", device, "--skip-stock"],
     }  # fmt: skip
-    extra = [name for name in ("bench_moediffir", "bench_diffloss") if (REPO / "benchmarks" / f"{name}.py").exists()]
+    extra = [name for name in ("bench_moediffir", "bench_diffloss", "bench_sspir") if (REPO / "benchmarks" / f"{name}.py").exists()]
     for name in extra:
         runs[name] = ["--smoke"] if smoke else ["--device", device]
     for name, args in runs.items():

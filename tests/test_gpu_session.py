@@ -25,6 +25,6 @@ def test_gpu_session_smoke_runs_every_step_and_writes_its_outputs(tmp_path: Path
     assert weights.stat().st_size > 1_000_000 and len(record["weights"]["sha256"]) == 64
     assert set(record["live1_psnr_gain_db"]) == {"JPEG_10", "WEBP_1"} and record["verdict"]
     assert "| promptcir-s |" in (out / "live1_leaderboard.md").read_text()
-    for name in ("bench_metrics", "bench_evaluate", "bench_learned_codecs"):
+    for name in ("bench_metrics", "bench_evaluate", "bench_learned_codecs", "bench_sspir"):
         assert json.loads((out / "bench" / f"{name}.json").read_text())
     assert (out / "promptcir-s" / "history.json").is_file()

@@ -136,7 +136,8 @@ def test_a_checkpoint_folder_round_trips_strictly_and_names_every_bad_key(tmp_pa
     assert config["_class_name"] == "UNet2DConditionModel" and config["use_image_cross_attention"] is True
     loaded = load_checkpoint(folder)
     nets, _, _ = tiny_parts(seed=4)
-    assert all(torch.equal(a, b) for a, b in zip(loaded.unet.state_dict().values(), nets.unet.state_dict().values()))
+    ours, theirs = loaded.unet.state_dict(), nets.unet.state_dict()
+    assert list(ours) == list(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
     weights = folder / "controlnet" / "diffusion_pytorch_model.safetensors"
     state = load_file(weights)
     good = dict(state)

@@ -64,14 +64,22 @@ class SSPIRTrainer:
                  device: str, options: dict[str, Any], on_event: EventFn | None) -> None:  # fmt: skip
         from cirbench.models.sspir.sspir_prompts import read_captions
 
-        self.p, self.config, self.out, self.device = pipeline, config, Path(out), torch.device(device)
-        self.accumulate = int(options.get("accumulate", 2))
+        self.out = Path(out)
         self.null_text = float(options.get("null_text_ratio", 0.5))
         self.captions = read_captions(options["captions"]) if options.get("captions") else {}
         self.emit = on_event or (lambda kind, payload: None)
+        if not 0 <= self.null_text <= 1:
+            raise ConfigError("null_text_ratio must be in [0, 1]")
+        self.setup_optimisation(pipeline, config, device, int(options.get("accumulate", 2)))
         split = split_pairs(data, tasks, 0, config.seed, config.crop_size)
         pairs = sorted(split.train, key=lambda pr: (pr.stem, pr.task))  # sorted pairing, shuffled sampling
         self.crops = PairedCrops(pairs, config.crop_size, config.seed, config.augment, 1 << 62)
+
+    def setup_optimisation(self, pipeline, config: TrainConfig, device: str, accumulate: int) -> None:
+        """Trainable set, AdamW, fp16 mixed precision on CUDA (frozen towers cast to fp16), loss history."""
+        if accumulate < 1:
+            raise ConfigError("accumulate must be >= 1")
+        self.p, self.config, self.device, self.accumulate = pipeline, config, torch.device(device), accumulate
         self.params = trainable_parameters(pipeline)
         self.clipped = [p for m in (pipeline.unet, pipeline.controlnet) for p in m.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=(config.beta1, config.beta2),
@@ -83,8 +91,6 @@ class SSPIRTrainer:
             for module in (pipeline.vae, pipeline.text_encoder, pipeline.vision):
                 torch.nn.Module.to(module, dtype=torch.float16)
         self.losses: list[float] = []
-        if self.accumulate < 1 or not 0 <= self.null_text <= 1:
-            raise ConfigError("accumulate must be >= 1 and null_text_ratio in [0, 1]")
 
     def batch(self, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         size = self.config.batch_size
