@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # cirbench from this checkout, installed or not
 SHARED = REPO.parent / "shared" / "data"
-RECIPE = REPO / "cirbench" / "models" / "_weights" / "promptcir-s.train.toml"
+RECIPE = REPO / "cirbench" / "models" / "promptcir" / "_weights" / "promptcir-s.train.toml"
 STEPS = ("build", "train", "evaluate", "bench")
 
 

@@ -44,6 +44,19 @@ def test_long_prompts_are_padded_to_chunks_of_75_tokens(words: int, length: int)
     assert negative_ids(tokenizer, [""], length).shape == (1, length)
 
 
+def test_without_tokenizer_files_the_empty_prompt_has_sd15s_ids_and_text_is_refused() -> None:
+    from cirbench.models.sspir.sspir_towers import EmptyPromptTokenizer
+
+    real, known = tiny_tokenizer(), EmptyPromptTokenizer()
+    for tokenizer in (real, known):
+        ids = prompt_ids(tokenizer, [""])
+        assert ids.tolist() == [[tokenizer.bos_token_id] + [tokenizer.eos_token_id] * 76]
+        assert torch.equal(negative_ids(tokenizer, [""], 77), ids)
+    assert known.bos_token_id == 49406 and known.eos_token_id == 49407
+    with pytest.raises(ModelError, match="need SD-1.5's tokenizer: pass -O sd15=DIR"):
+        prompt_ids(known, ["a photo"])
+
+
 def test_chunked_encoding_drops_the_middle_bos_and_eos() -> None:
     nets, parts, _ = tiny_parts()
     tokenizer, encoder = parts["tokenizer"], parts["text_encoder"]

@@ -78,8 +78,7 @@ def _parts(checkpoint: str | None, sd15: str, clip: str, config: str, seed: int)
     return load_checkpoint(checkpoint), towers.load_sd15(sd15), towers.load_vision_tower(clip)
 
 
-@register_model("sspir", mode="blind", weights_status=_status, weights=(towers.VAE_FILE, towers.TEXT_FILE, towers.VOCAB_FILE,
-                                                                     towers.MERGES_FILE, towers.CLIP_FILE))  # fmt: skip
+@register_model("sspir", mode="blind", weights_status=_status, weights=(towers.VAE_FILE, towers.TEXT_FILE, towers.CLIP_FILE))
 def create_sspir(checkpoint: str | None = None, device: str = "cpu", sd15: str = "", clip: str = "",
                  captions: str = "", negative_prompt: str = "", steps: int = 50, guidance: float = 7.5,
                  conditioning_scale: float = 1.0, seed: int = 0, clip_norm: str = "train", colour_fix: str = "adain",

@@ -21,14 +21,12 @@ SD15_HUB = "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/r
 CLIP_HUB = "https://huggingface.co/openai/clip-vit-large-patch14/resolve/main"
 SD15_LICENCE, CLIP_LICENCE = "CreativeML OpenRAIL-M", "MIT"
 VAE_FILE, TEXT_FILE = "sd15-vae.safetensors", "sd15-text-encoder.safetensors"
-VOCAB_FILE, MERGES_FILE = "sd15-tokenizer-vocab.json", "sd15-tokenizer-merges.txt"
 CLIP_FILE = "clip-vit-large-patch14.safetensors"
 UNET_FILE = "sd15-unet.safetensors"  # only to start training (the stock part of the SSP-IR U-Net)
 for _name, _path, _what in ((VAE_FILE, "vae/diffusion_pytorch_model.safetensors", "VAE"),
                             (TEXT_FILE, "text_encoder/model.safetensors", "text encoder (CLIP ViT-L/14 text)"),
                             (UNET_FILE, "unet/diffusion_pytorch_model.safetensors", "U-Net (training init)"),
-                            (VOCAB_FILE, "tokenizer/vocab.json", "tokenizer vocabulary"),
-                            (MERGES_FILE, "tokenizer/merges.txt", "tokenizer BPE merges")):  # fmt: skip
+                            ):  # fmt: skip
     register_weight(WeightFile(_name, f"{SD15_HUB}/{_path}", "", f"SD-1.5 {_what}, used by sspir", SD15_LICENCE))
 register_weight(WeightFile(CLIP_FILE, f"{CLIP_HUB}/model.safetensors", "",
                            "CLIP ViT-L/14 (openai), its vision tower feeds sspir's TPBNet", CLIP_LICENCE))  # fmt: skip
@@ -150,8 +148,26 @@ def cached(filename: str) -> Path | None:
 
 def missing_sd15(sd15: str, clip: str) -> list[str]:
     """The catalogue files still missing when no folders are given."""
-    names = ([] if sd15 else [VAE_FILE, TEXT_FILE, VOCAB_FILE, MERGES_FILE]) + ([] if clip else [CLIP_FILE])
+    names = ([] if sd15 else [VAE_FILE, TEXT_FILE]) + ([] if clip else [CLIP_FILE])
     return [n for n in names if cached(n) is None]
+
+
+class EmptyPromptTokenizer:
+    """SD-1.5's tokenizer for the empty prompt only (bos 49406, eos = pad 49407): what runs when no captions and no
+    negative prompt are given, so the tokenizer files are needed only for real text."""
+
+    bos_token_id, eos_token_id, pad_token_id, model_max_length = 49406, 49407, 49407, 77
+
+    def __call__(self, prompts: list[str], max_length: int = 77, padding: str | bool = False, truncation: bool = True,
+                 return_tensors: str | None = None) -> Any:  # fmt: skip
+        from types import SimpleNamespace
+
+        if any(prompts):
+            raise ModelError("captions and negative prompts need SD-1.5's tokenizer: pass -O sd15=DIR (a diffusers "
+                             "folder with tokenizer/vocab.json and merges.txt)")  # fmt: skip
+        length = max_length if padding == "max_length" else 2
+        ids = [[self.bos_token_id] + [self.eos_token_id] * (length - 1) for _ in prompts]
+        return SimpleNamespace(input_ids=torch.tensor(ids) if return_tensors == "pt" else ids)
 
 
 def load_sd15(folder: str = "") -> dict[str, Any]:
@@ -174,12 +190,11 @@ def load_sd15(folder: str = "") -> dict[str, Any]:
         vae, text = make_vae(), make_text_encoder()
         load_into(vae, ensure_weight(VAE_FILE, download=False))
         load_into(text, ensure_weight(TEXT_FILE, download=False))
-        vocab, merges = ensure_weight(VOCAB_FILE, download=False), ensure_weight(MERGES_FILE, download=False)
+        vocab = merges = None
         scheduler = SD15_SCHEDULER
-    for path in (vocab, merges):
-        if not Path(path).is_file():
-            raise ModelError(f"{path}: missing (the SD-1.5 tokenizer files)")
-    tokenizer = CLIPTokenizer(str(vocab), str(merges), pad_token="<|endoftext|>", model_max_length=77)
+    tokenizer = EmptyPromptTokenizer()  # without the folder's tokenizer/: the empty prompt's ids are known
+    if vocab is not None and Path(vocab).is_file() and Path(merges).is_file():
+        tokenizer = CLIPTokenizer(str(vocab), str(merges), pad_token="<|endoftext|>", model_max_length=77)
     scaling = vae.config.get("scaling_factor", SCALING) if hasattr(vae, "config") else SCALING
     return {"vae": vae.eval(), "text_encoder": text.eval(), "tokenizer": tokenizer, "scheduler": scheduler,
             "scaling_factor": float(scaling)}  # fmt: skip
