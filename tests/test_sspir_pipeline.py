@@ -18,6 +18,7 @@ pytest.importorskip("transformers", reason="SSP-IR needs transformers (the sspir
 
 from test_evaluate import CIRBENCH, offline_weights, tiny, tiny_master  # noqa: E402, F401
 
+from cirbench.errors import ConfigError  # noqa: E402
 from cirbench.models import ModelError, load_model  # noqa: E402
 from cirbench.models.sspir.colour_fix import adain, colour_fix, wavelet  # noqa: E402
 from cirbench.models.sspir.sspir_checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
@@ -225,6 +226,8 @@ def test_evaluate_runs_sspir_end_to_end_and_it_is_not_a_result(tiny: Path, tmp_p
 def test_training_resumes_exactly_and_its_checkpoint_loads_into_sspir(tiny: Path, tmp_path: Path) -> None:
     config = load_config(RECIPE).with_overrides(steps=3, batch_size=1, crop_size=32, checkpoint_every=1)
     config = replace(config, model_options={**config.model_options, "config": "tiny"})
+    with pytest.raises(ConfigError, match="--init is not supported"):
+        train("sspir", tiny, config=config, out=tmp_path / "x", init_checkpoint="some.safetensors")
     whole = train("sspir", tiny, config=config, out=tmp_path / "whole")
     train("sspir", tiny, config=config, out=tmp_path / "split", stop_after=2)
     resumed = train("sspir", tiny, config=config, out=tmp_path / "split", resume=True)

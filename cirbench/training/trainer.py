@@ -268,6 +268,9 @@ def train(
     config = config or TrainConfig()
     custom = getattr(resolve_factory(spec), "trainer", None) if isinstance(spec, str) else None
     if custom is not None:  # a model with its own objective and checkpoint layout (e.g. sspir)
+        if init_checkpoint is not None:
+            raise ConfigError(f"model '{spec}' trains from its own initialisation (see the README); --init is not "
+                              "supported for it (continue a run with --resume)")  # fmt: skip
         return custom(data, tasks=tasks, config=config, out=out, resume=resume, device=device,
                       stop_after=stop_after, on_event=on_event)  # fmt: skip
     if device == "cpu":
