@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from cirbench.errors import CirbenchError
 from cirbench.fileio import sha256_file, write_with_atomic
 from cirbench.models import ModelError
-from cirbench.models.checkpoints import load_state_dict, load_strict, save_state_dict
+from cirbench.models.checkpoints import load_state_dict, save_state_dict
+from cirbench.models.sspir import sspir_towers as towers
 from cirbench.weights.layouts import module_layout, register_layout
 
 UNET_LAYOUT, CONTROLNET_LAYOUT, REFINE_LAYOUT = "sspir-unet", "sspir-controlnet", "sspir-refine.pt"
@@ -57,27 +57,10 @@ class SSPIRNetworks:
     record: dict[str, Any]
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{folder}: no config.json (a diffusers folder has config.json beside its weights)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: unreadable ({exc})") from exc
-
-
-def _weights(folder: Path) -> Path:
-    for name in WEIGHT_NAMES:
-        if (folder / name).is_file():
-            return folder / name
-    raise ModelError(f"{folder}: no {' or '.join(WEIGHT_NAMES)}")
-
-
 def _refuse_final_save(root: Path) -> None:
     config = root / "config.json"
     if config.is_file() and not (root / "controlnet").is_dir():
-        kind = json.loads(config.read_text(encoding="utf-8")).get("_class_name", "?")
+        kind = towers.read_config(root).get("_class_name", "?")
         raise ModelError(f"{root} holds one {kind} config.json and no controlnet/: {FINAL_SAVE}")
 
 
@@ -87,12 +70,7 @@ def _load_part(module: torch.nn.Module, path: Path, what: str) -> str:
         k.startswith("controlnet_cond_embedding.") for k in state
     ):
         raise ModelError(f"{path} holds a U-Net, not a ControlNet: {FINAL_SAVE}")
-    expected = module.state_dict()
-    state = {k: v.to(expected[k].dtype) if k in expected and v.is_floating_point() else v for k, v in state.items()}
-    try:
-        load_strict(module, state)
-    except CirbenchError as exc:
-        raise ModelError(f"{path}: {exc}") from exc
+    towers.load_into(module, path, state=state)
     return sha256_file(path)
 
 
@@ -110,14 +88,14 @@ def load_checkpoint(folder: str | Path, device: str = "cpu") -> SSPIRNetworks:
     if missing:
         raise ModelError(f"checkpoint {root}: missing {', '.join(missing)} (a checkpoint-N folder of the release "
                          "or of `cirbench train sspir`)")  # fmt: skip
-    ucfg = SSPIRUNetConfig.from_diffusers(_read_config(root / "unet"), str(root / "unet" / "config.json"))
-    ccfg = SSPIRControlNetConfig.from_diffusers(_read_config(root / "controlnet"), str(root / "controlnet" / "config.json"))
+    ucfg = SSPIRUNetConfig.from_diffusers(towers.read_config(root / "unet"), str(root / "unet" / "config.json"))
+    ccfg = SSPIRControlNetConfig.from_diffusers(towers.read_config(root / "controlnet"), str(root / "controlnet" / "config.json"))
     with torch.device("meta"):
         unet, controlnet, refine = SSPIRUNet(ucfg), SSPIRControlNet(ccfg), TPBNet()
     unet, controlnet, refine = (m.to_empty(device="cpu") for m in (unet, controlnet, refine))
     digests = {
-        "unet": _load_part(unet, _weights(root / "unet"), "unet"),
-        "controlnet": _load_part(controlnet, _weights(root / "controlnet"), "controlnet"),
+        "unet": _load_part(unet, towers.weights_in(root / "unet", WEIGHT_NAMES, "U-Net"), "unet"),
+        "controlnet": _load_part(controlnet, towers.weights_in(root / "controlnet", WEIGHT_NAMES, "ControlNet"), "controlnet"),
         "refine": _load_part(refine, root / "refine" / "refine.pt", "refine"),
     }
     record = {"checkpoint": str(root.resolve()), "sha256": digests, "unet_config": ucfg.to_diffusers()}

@@ -94,26 +94,32 @@ register_layout(TEXT_FILE, lambda: _layout(make_text_encoder()))
 register_layout(CLIP_FILE, lambda: _layout(make_vision_tower(), optional_prefixes=CLIP_OTHER))
 
 
-def _weights_in(folder: Path, names: tuple[str, ...], what: str) -> Path:
+def weights_in(folder: Path, names: tuple[str, ...], what: str) -> Path:
+    """The first of ``names`` present in ``folder`` (a diffusers / transformers folder's weights file)."""
     for name in names:
         if (folder / name).is_file():
             return folder / name
     raise ModelError(f"{folder}: no {what} weights ({' or '.join(names)})")
 
 
-def _config_in(folder: Path, name: str = "config.json") -> dict[str, Any]:
+def read_config(folder: Path, name: str = "config.json") -> dict[str, Any]:
+    """A hub folder's JSON config; ModelError in one line when it is absent or unreadable."""
     path = folder / name
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{folder}: no {name} (a diffusers / transformers folder has it beside its weights)") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except json.JSONDecodeError as exc:
         raise ModelError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from exc
 
 
-def load_into(module: torch.nn.Module, path: Path, drop: tuple[str, ...] = ()) -> None:
-    """Strict load naming every key; a ``position_ids`` buffer may be absent, and if present must be the arange."""
-    state = {k: v for k, v in load_state_dict(path).items() if not k.startswith(drop)}
+def load_into(module: torch.nn.Module, path: Path, drop: tuple[str, ...] = (),
+              state: dict[str, torch.Tensor] | None = None) -> None:  # fmt: skip
+    """Strict load of ``path`` (or its already read ``state``) naming every key, floats cast to the module's dtype;
+    a ``position_ids`` buffer may be absent, and if present must be the arange."""
+    state = {k: v for k, v in (load_state_dict(path) if state is None else state).items() if not k.startswith(drop)}
     expected = module.state_dict()
     for key in POSITION_IDS:
         if key in expected:
@@ -179,13 +185,13 @@ def load_sd15(folder: str = "") -> dict[str, Any]:
         root = Path(folder)
         if not root.is_dir():
             raise ModelError(f"sd15={folder}: not a folder (expected an SD-1.5 diffusers folder with vae/, text_encoder/, tokenizer/)")
-        vae = make_vae(_config_in(root / "vae"))
-        load_into(vae, _weights_in(root / "vae", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"), "VAE"))
-        text = make_text_encoder(_config_in(root / "text_encoder"))
-        load_into(text, _weights_in(root / "text_encoder", ("model.safetensors", "pytorch_model.bin"), "text encoder"))  # fmt: skip
+        vae = make_vae(read_config(root / "vae"))
+        load_into(vae, weights_in(root / "vae", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"), "VAE"))
+        text = make_text_encoder(read_config(root / "text_encoder"))
+        load_into(text, weights_in(root / "text_encoder", ("model.safetensors", "pytorch_model.bin"), "text encoder"))  # fmt: skip
         vocab, merges = root / "tokenizer" / "vocab.json", root / "tokenizer" / "merges.txt"
         scheduler_file = root / "scheduler" / "scheduler_config.json"
-        scheduler = _config_in(root / "scheduler", "scheduler_config.json") if scheduler_file.is_file() else SD15_SCHEDULER
+        scheduler = read_config(root / "scheduler", "scheduler_config.json") if scheduler_file.is_file() else SD15_SCHEDULER
     else:
         vae, text = make_vae(), make_text_encoder()
         load_into(vae, ensure_weight(VAE_FILE, download=False))
@@ -204,8 +210,8 @@ def load_vision_tower(folder: str = "") -> torch.nn.Module:
     """CLIPVisionModel from an ``openai/clip-vit-large-patch14`` folder (or a CLIPVisionModel folder), else the cache."""
     if folder:
         root = Path(folder)
-        tower = make_vision_tower(_config_in(root))
-        path = _weights_in(root, ("model.safetensors", "pytorch_model.bin"), "CLIP")
+        tower = make_vision_tower(read_config(root))
+        path = weights_in(root, ("model.safetensors", "pytorch_model.bin"), "CLIP")
     else:
         tower, path = make_vision_tower(), ensure_weight(CLIP_FILE, download=False)
     load_into(tower, path, drop=CLIP_OTHER)

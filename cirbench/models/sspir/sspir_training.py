@@ -22,6 +22,7 @@ from cirbench.errors import ConfigError
 from cirbench.fileio import write_with_atomic
 from cirbench.models import ModelError
 from cirbench.models.sspir.sspir_checkpoint import load_checkpoint, save_checkpoint
+from cirbench.models.sspir.sspir_prompts import clip_input, encode_ids, prompt_ids, read_captions
 from cirbench.training.config import TrainConfig
 from cirbench.training.data import PairedCrops, split_pairs
 
@@ -62,8 +63,6 @@ class SSPIRTrainer:
 
     def __init__(self, pipeline, data: BuiltDataset, tasks: list[str] | None, config: TrainConfig, out: Path,
                  device: str, options: dict[str, Any], on_event: EventFn | None) -> None:  # fmt: skip
-        from cirbench.models.sspir.sspir_prompts import read_captions
-
         self.out = Path(out)
         self.null_text = float(options.get("null_text_ratio", 0.5))
         self.captions = read_captions(options["captions"]) if options.get("captions") else {}
@@ -115,8 +114,6 @@ class SSPIRTrainer:
             noise = torch.randn(z.shape, generator=generator, device=self.device)
             t = torch.randint(0, 1000, (z.shape[0],), generator=generator, device=self.device)
             noisy = p.scheduler.add_noise(z, noise, t)
-            from cirbench.models.sspir.sspir_prompts import clip_input, encode_ids, prompt_ids
-
             text = encode_ids(p.text_encoder, prompt_ids(p.tokenizer, prompts)).float()
             pixels = clip_input(lq, "train").to(next(p.vision.parameters()).dtype)
             hidden = tuple(h.float() for h in p.vision(pixel_values=pixels, output_hidden_states=True).hidden_states)
