@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from cirbench.fileio import sha256_file, write_with_atomic
+from cirbench.fileio import sha256_file, write_text_atomic, write_with_atomic
 from cirbench.models import ModelError
 from cirbench.models.checkpoints import load_state_dict, save_state_dict
 from cirbench.models.sspir import sspir_towers as towers
@@ -74,13 +74,7 @@ def _load_part(module: torch.nn.Module, path: Path, what: str) -> str:
     return sha256_file(path)
 
 
-def load_checkpoint(folder: str | Path, device: str = "cpu") -> SSPIRNetworks:
-    """U-Net, ControlNet and TPBNet from a release ``checkpoint-N`` folder (or ours), every key checked."""
-    from cirbench.models.sspir.sspir_controlnet import SSPIRControlNet, SSPIRControlNetConfig
-    from cirbench.models.sspir.sspir_unet import SSPIRUNet, SSPIRUNetConfig
-    from cirbench.models.sspir.tpbnet import TPBNet
-
-    root = Path(folder)
+def _check_folder(root: Path) -> None:
     if not root.is_dir():
         raise ModelError(f"checkpoint {root}: not a folder (expected checkpoint-N/ with unet/, controlnet/, refine/)")
     _refuse_final_save(root)
@@ -88,23 +82,40 @@ def load_checkpoint(folder: str | Path, device: str = "cpu") -> SSPIRNetworks:
     if missing:
         raise ModelError(f"checkpoint {root}: missing {', '.join(missing)} (a checkpoint-N folder of the release "
                          "or of `cirbench train sspir`)")  # fmt: skip
+
+
+def _load_parts(root: Path, unet: torch.nn.Module, controlnet: torch.nn.Module, refine: torch.nn.Module) -> dict:
+    return {
+        "unet": _load_part(unet, towers.weights_in(root / "unet", WEIGHT_NAMES, "U-Net"), "unet"),
+        "controlnet": _load_part(controlnet, towers.weights_in(root / "controlnet", WEIGHT_NAMES, "ControlNet"), "controlnet"),
+        "refine": _load_part(refine, root / "refine" / "refine.pt", "refine"),
+    }
+
+
+def load_weights_into(folder: str | Path, unet: torch.nn.Module, controlnet: torch.nn.Module,
+                      refine: torch.nn.Module) -> dict[str, str]:  # fmt: skip
+    """A ``checkpoint-N`` folder's weights into existing networks (on any device), every key checked; sha256s."""
+    root = Path(folder)
+    _check_folder(root)
+    return _load_parts(root, unet, controlnet, refine)
+
+
+def load_checkpoint(folder: str | Path, device: str = "cpu") -> SSPIRNetworks:
+    """U-Net, ControlNet and TPBNet from a release ``checkpoint-N`` folder (or ours), every key checked."""
+    from cirbench.models.sspir.sspir_controlnet import SSPIRControlNet, SSPIRControlNetConfig
+    from cirbench.models.sspir.sspir_unet import SSPIRUNet, SSPIRUNetConfig
+    from cirbench.models.sspir.tpbnet import TPBNet
+
+    root = Path(folder)
+    _check_folder(root)
     ucfg = SSPIRUNetConfig.from_diffusers(towers.read_config(root / "unet"), str(root / "unet" / "config.json"))
     ccfg = SSPIRControlNetConfig.from_diffusers(towers.read_config(root / "controlnet"), str(root / "controlnet" / "config.json"))
     with torch.device("meta"):
         unet, controlnet, refine = SSPIRUNet(ucfg), SSPIRControlNet(ccfg), TPBNet()
     unet, controlnet, refine = (m.to_empty(device="cpu") for m in (unet, controlnet, refine))
-    digests = {
-        "unet": _load_part(unet, towers.weights_in(root / "unet", WEIGHT_NAMES, "U-Net"), "unet"),
-        "controlnet": _load_part(controlnet, towers.weights_in(root / "controlnet", WEIGHT_NAMES, "ControlNet"), "controlnet"),
-        "refine": _load_part(refine, root / "refine" / "refine.pt", "refine"),
-    }
+    digests = _load_parts(root, unet, controlnet, refine)
     record = {"checkpoint": str(root.resolve()), "sha256": digests, "unet_config": ucfg.to_diffusers()}
     return SSPIRNetworks(unet.to(device).eval(), controlnet.to(device).eval(), refine.to(device).eval(), record)
-
-
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    write_with_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def save_checkpoint(folder: str | Path, unet: torch.nn.Module, controlnet: torch.nn.Module,
@@ -114,7 +125,7 @@ def save_checkpoint(folder: str | Path, unet: torch.nn.Module, controlnet: torch
     for name, module in (("unet", unet), ("controlnet", controlnet)):
         os.makedirs(root / name, exist_ok=True)
         save_state_dict(module.state_dict(), root / name / WEIGHT_NAMES[0], metadata={"format": "pt"})
-        _write_json(root / name / "config.json", module.config.to_diffusers())
+        write_text_atomic(root / name / "config.json", json.dumps(module.config.to_diffusers(), indent=2, sort_keys=True) + "\n")
     os.makedirs(root / "refine", exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in refine.state_dict().items()}
     write_with_atomic(root / "refine" / "refine.pt", lambda tmp: torch.save(state, tmp))

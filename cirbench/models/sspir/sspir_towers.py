@@ -135,10 +135,10 @@ def load_into(module: torch.nn.Module, path: Path, drop: tuple[str, ...] = (),
 
 
 def _stock_unet_layout() -> Layout:
-    from cirbench.models.sspir.sspir_unet import SSPIRUNet
+    from cirbench.models.sspir.sspir_unet import SSPIRUNet, is_addition
 
     layout = _layout(SSPIRUNet())
-    stock = {k: v for k, v in layout.tensors.items() if ".image_attentions." not in k and ".pixel_attentions." not in k}
+    stock = {k: v for k, v in layout.tensors.items() if not is_addition(k)}
     return Layout(stock, any_float=True)
 
 

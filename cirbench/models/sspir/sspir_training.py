@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 from cirbench.dataset.reader import BuiltDataset
 from cirbench.errors import ConfigError
-from cirbench.fileio import write_with_atomic
+from cirbench.fileio import write_text_atomic, write_with_atomic
 from cirbench.models import ModelError
-from cirbench.models.sspir.sspir_checkpoint import load_checkpoint, save_checkpoint
+from cirbench.models.sspir.sspir_checkpoint import load_weights_into, save_checkpoint
 from cirbench.models.sspir.sspir_prompts import clip_input, encode_ids, prompt_ids, read_captions
 from cirbench.training.config import TrainConfig
 from cirbench.training.data import PairedCrops, split_pairs
@@ -152,8 +152,7 @@ class SSPIRTrainer:
         state = {"step": step, "optimizer": self.optimizer.state_dict(), "losses": list(self.losses),
                  "scaler": self.scaler.state_dict() if self.scaler else {}}  # fmt: skip
         write_with_atomic(folder / STATE, lambda tmp: torch.save(state, tmp))
-        text = json.dumps({"checkpoint": folder.name, "step": step}) + "\n"
-        write_with_atomic(self.out / LATEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        write_text_atomic(self.out / LATEST, json.dumps({"checkpoint": folder.name, "step": step}) + "\n")
         kept = sorted(self.out.glob("checkpoint-*"), key=lambda f: int(f.name.split("-")[1]))
         for old in kept[: -self.config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
@@ -165,9 +164,7 @@ class SSPIRTrainer:
         if not pointer.is_file():
             raise ConfigError(f"{self.out} has no {LATEST}: nothing to resume (start without --resume)")
         folder = self.out / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
-        nets = load_checkpoint(folder)
-        for ours, theirs in ((self.p.unet, nets.unet), (self.p.controlnet, nets.controlnet), (self.p.refine, nets.refine)):
-            ours.load_state_dict(theirs.state_dict(), strict=True)
+        load_weights_into(folder, self.p.unet, self.p.controlnet, self.p.refine)
         state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler and state["scaler"]:
@@ -179,9 +176,10 @@ class SSPIRTrainer:
 def init_from_sd15_unet(unet: torch.nn.Module, path: Path) -> int:
     """SD-1.5's U-Net weights into the stock part (every stock key required); the added attentions stay as drawn."""
     from cirbench.models.checkpoints import load_state_dict
+    from cirbench.models.sspir.sspir_unet import is_addition
     from cirbench.weights.layouts import Layout, compare, specs_of
 
-    stock = {k: v for k, v in unet.state_dict().items() if ".image_attentions." not in k and ".pixel_attentions." not in k}
+    stock = {k: v for k, v in unet.state_dict().items() if not is_addition(k)}
     state = load_state_dict(path)
     report = compare(Layout(specs_of(stock), any_float=True), specs_of(state))
     if not report.ok:

@@ -30,6 +30,14 @@ _FIXED = {"act_fn": "silu", "center_input_sample": False, "downsample_padding": 
           "mid_block_type": "UNetMidBlock2DCrossAttn", "use_srresnet": False}  # fmt: skip
 
 
+ADDITIONS = (".image_attentions.", ".pixel_attentions.")  # SSP-IR's keys that stock SD-1.5 lacks
+
+
+def is_addition(key: str) -> bool:
+    """True for the U-Net keys SSP-IR adds to SD-1.5 (not in SD-1.5's file; trained from their random init)."""
+    return any(part in key for part in ADDITIONS)
+
+
 @dataclass(frozen=True)
 class SSPIRUNetConfig:
     """The values that shape the network; the rest of a diffusers config must be SD-1.5's (``_FIXED``)."""
