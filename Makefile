@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	# torch and torchvision unpinned and together, so torchvision's operators match torch (see README)
 	$(BIN)/pip install torch torchvision
 	$(BIN)/pip install -e ".[dev]"
+	# BasicSR 1.4.2 (reference of the NIQE parity test) is an sdist whose setup asks for torch: build it
+	# against the torch installed above; its runtime needs (cv2, addict, yapf, scikit-image) come with [dev]
+	$(BIN)/pip install --no-build-isolation --no-deps basicsr==1.4.2
 	touch $(STAMP)
 
 install: $(STAMP)

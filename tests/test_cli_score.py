@@ -90,15 +90,16 @@ def test_default_profile_offline_skips_weighted_metrics_but_explicit_request_fai
 
 
 def test_profiles_name_registered_metrics():
-    from cirbench.metrics import METRICS
+    from cirbench.metrics import METRICS, metric_info
 
-    assert {"cirbench", "basicsr-y", "pyiqa"} <= set(PROFILES)
+    assert {"cirbench", "basicsr-y", "pyiqa", "moe-diffir", "sspir"} <= set(PROFILES)
     for profile in PROFILES.values():
         assert profile.description
-        for spec in profile.metrics:
-            assert spec.metric in METRICS
+        for spec in profile.metrics:  # a registered metric, or one of pyiqa's by name (known to its metadata)
+            assert spec.metric in METRICS or metric_info(spec.metric).name == spec.metric
     assert [s.result_name for s in get_profile("cirbench").metrics] == ["psnr", "ssim", "lpips", "patch_fid", "kid"]
-    assert get_profile("pyiqa").spec("ssim").options["channel"] == "y_full"
+    assert get_profile("pyiqa").spec("ssim").options["channel"] == "y_full_f32"
+    assert get_profile("seesr") is get_profile("sspir")
 
 
 def test_distribution_metric_results_are_flattened_like_the_evaluator():

@@ -156,12 +156,20 @@ def verify(
 @weights_app.command("import")
 def import_files(
     paths: Annotated[list[Path], typer.Argument(help="Files downloaded elsewhere, with their canonical names")],
+    pyiqa: Annotated[bool, typer.Option("--pyiqa", help="A file a pyiqa metric downloads itself: into pyiqa's cache")] = False,
+    torch_hub: Annotated[bool, typer.Option("--torch-hub", help="A torchvision file pyiqa asks for: into torch hub's checkpoints")] = False,
 ) -> None:
     """Copy files into the cache after checking name, sha256 (where published) and key layout."""
-    from cirbench.weights.importer import import_weight
+    from cirbench.weights.importer import import_external, import_weight
 
+    if pyiqa and torch_hub:
+        raise typer.BadParameter("choose one of --pyiqa and --torch-hub")
     for path in paths:
-        console.print(f"[green]imported[/] {import_weight(path)}")
+        if pyiqa or torch_hub:
+            target = import_external(path, "pyiqa" if pyiqa else "torch-hub")
+        else:
+            target = import_weight(path)
+        console.print(f"[green]imported[/] {target}")
 
 
 @weights_app.command("keys")

@@ -30,22 +30,56 @@ class Columns:
     resampled: dict[tuple[tuple, str], np.ndarray] = field(default_factory=dict)
 
 
-def directions(metrics: list[str]) -> dict[str, bool]:
-    """result name -> higher is better, from the metric registry's metadata."""
-    from cirbench.errors import UnknownNameError
-    from cirbench.metrics import METRICS
+def directions(metrics: list[str], recorded: dict[str, bool] | None = None) -> dict[str, bool]:
+    """result name -> higher is better: as the runs recorded it, else from the profiles and the metric registry's
+    metadata (a result named after a metric, e.g. ``niqe`` or ``pyiqa:musiq``, takes that metric's direction)."""
+    from cirbench.errors import CirbenchError
+    from cirbench.metrics import metric_info
     from cirbench.metrics.profiles import PROFILES
 
-    found: dict[str, bool] = {}
+    found: dict[str, bool] = {m: v for m, v in (recorded or {}).items() if m in metrics}
     for profile in PROFILES.values():
         for spec in profile.metrics:
             if spec.result_name in found or spec.result_name not in metrics:
                 continue
             try:
-                found[spec.result_name] = METRICS.get(spec.metric).info.higher_better
-            except UnknownNameError:  # a profile naming a metric that is not installed here
+                found[spec.result_name] = metric_info(spec.metric).higher_better
+            except CirbenchError:  # a profile naming a metric that is not installed here
+                continue
+    for name in metrics:
+        if name not in found:
+            try:
+                found[name] = metric_info(name).higher_better
+            except CirbenchError:
                 continue
     return {m: found.get(m, True) for m in metrics}
+
+
+def direction_line(metrics: list[str], higher_better: dict[str, bool]) -> str:
+    """'psnr ↑, lpips ↓, niqe ↓ (no reference)': each metric's better direction, no-reference ones named."""
+    from cirbench.errors import CirbenchError
+    from cirbench.metrics import metric_info
+
+    parts = []
+    for name in metrics:
+        try:
+            alone = metric_info(name).no_reference
+        except CirbenchError:
+            alone = False
+        arrow = "↑" if higher_better.get(name, True) else "↓"
+        parts.append(f"{name} {arrow}" + (" (no reference: the restored image alone)" if alone else ""))
+    return ", ".join(parts)
+
+
+def recorded_directions(records: list[dict]) -> dict[str, bool]:
+    """result name -> higher_better as the run records of these runs state it (runs made before it was recorded
+    say nothing; the registry answers for them)."""
+    found: dict[str, bool] = {}
+    for record in records:
+        for name, entry in (record.get("metrics") or {}).items():
+            if isinstance(entry, dict) and isinstance(entry.get("higher_better"), bool):
+                found.setdefault(name, entry["higher_better"])
+    return found
 
 
 class _Filler:

@@ -41,9 +41,10 @@ def make_plots(ds: BuiltDataset, board: Leaderboard, table: pd.DataFrame, means:
     metrics = [m for m in board.metrics if m in set(means["metric"])]  # this profile's metrics only
     for metric in metrics:
         bars = family_means(table, metric, families)
+        stem = metric.replace(":", "-")  # pyiqa:musiq -> a file name every file system accepts
         if not bars.empty:
-            written.append(plots.codec_bars(bars, metric, families, out / f"codec_bars_{metric}.png"))
-        written.append(plots.level_curves(means, metric, families, tasks, out / f"levels_{metric}.png"))
+            written.append(plots.codec_bars(bars, metric, families, out / f"codec_bars_{stem}.png"))
+        written.append(plots.level_curves(means, metric, families, tasks, out / f"levels_{stem}.png"))
     rates = input_bpp(ds)
     for metric in [m for m in ("psnr", "ssim", "lpips") if m in metrics]:
         written.append(plots.restored_rate_distortion(means, rates, metric, families, tasks, out / f"rd_restored_{metric}.png"))

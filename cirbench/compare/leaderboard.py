@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from cirbench.compare.bdrate import bd_rate
-from cirbench.compare.cells import GROUP, ID_COLUMNS, IDENTITY, OVERALL, SUFFIXES, directions, value_columns, with_marks
+from cirbench.compare.cells import (
+    GROUP,
+    ID_COLUMNS,
+    IDENTITY,
+    OVERALL,
+    SUFFIXES,
+    directions,
+    recorded_directions,
+    value_columns,
+    with_marks,
+)
 from cirbench.compare.statistics import BootstrapSettings, CellStatistics, cell_statistics
 from cirbench.dataset.reader import BuiltDataset
 from cirbench.evaluation.results import SCORE_COLUMNS, ResultsStore
@@ -153,7 +163,8 @@ def _ordered(table: pd.DataFrame, base_order: list[str]) -> pd.DataFrame:
     return table[columns].reset_index(drop=True)
 
 
-def _wide(stats: CellStatistics, bd: dict, tasks: list[str], families: list[str], metrics: list[str]):
+def _wide(stats: CellStatistics, bd: dict, tasks: list[str], families: list[str], metrics: list[str],
+          higher_better: dict[str, bool]):  # fmt: skip
     columns = value_columns(stats, families, metrics)
     rows = columns.rows
     for key, entry in bd.items():
@@ -164,7 +175,7 @@ def _wide(stats: CellStatistics, bd: dict, tasks: list[str], families: list[str]
                for key, v in rows.items()]  # fmt: skip
     order = [f"{t}/{m}" for m in metrics for t in tasks] + [f"{f} mean/{m}" for m in metrics for f in families]
     order += [f"{OVERALL}/{m}" for m in metrics] + [f"{f} BD-rate/psnr" for f in families]
-    table = with_marks(pd.DataFrame(records), columns.resampled, stats.settings, directions(metrics))
+    table = with_marks(pd.DataFrame(records), columns.resampled, stats.settings, higher_better)
     return _ordered(table, order), columns.resampled
 
 
@@ -195,11 +206,13 @@ def build_leaderboard(
 ) -> Leaderboard:
     """Every run of every method on every dataset, one table per (dataset, protocol, profile); means over images,
     then over tasks, with paired intervals. ``profile=None`` keeps every profile (each its own table)."""
-    frames, tasks, families, bpp, runs = [], [], [], {}, []
+    frames, tasks, families, bpp, runs, recorded = [], [], [], {}, [], {}
     for ds in datasets:
         if ensure_identity:
             runs += evaluate_identity_if_missing(ds, protocol, profile, warn)
-        frames.append(ResultsStore(ds.results_dir()).all_scores())
+        store = ResultsStore(ds.results_dir())
+        frames.append(store.all_scores())
+        recorded.update(recorded_directions([record for _, record in store.runs()]))
         runs += run_notes(ds)
         tasks = list(dict.fromkeys(tasks + [t.name for t in ds.tasks]))
         families = list(dict.fromkeys(families + [t.family for t in ds.tasks]))
@@ -220,9 +233,10 @@ def build_leaderboard(
         return Leaderboard(pd.DataFrame(columns=ID_COLUMNS), scores, stats.cells, metrics, bpp, runs, runs,
                            settings=settings)  # fmt: skip
     bd = _bd_rates(stats.cells, bpp, families)
-    table, resampled = _wide(stats, bd, tasks, families, metrics)
+    higher_better = directions(metrics, recorded)
+    table, resampled = _wide(stats, bd, tasks, families, metrics, higher_better)
     return Leaderboard(table, scores, stats.cells, metrics, bpp, _notes(stats, metrics) + runs, runs, resampled,
-                       settings, directions(metrics))  # fmt: skip
+                       settings, higher_better)  # fmt: skip
 
 
 def _notes(stats: CellStatistics, metrics: list[str]) -> list[str]:

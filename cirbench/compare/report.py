@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from cirbench.compare import figures, report_parts
-from cirbench.compare.cells import mark
+from cirbench.compare.cells import direction_line, mark
 from cirbench.compare.leaderboard import DEFAULT_PROFILE, IDENTITY, MODES, Leaderboard, build_leaderboard
 from cirbench.compare.tables import number
 from cirbench.dataset.reader import BuiltDataset
@@ -115,7 +115,8 @@ def _section(ds: BuiltDataset, board: Leaderboard, table: pd.DataFrame, means: p
 ({html.escape(get_protocol(protocol).description)}), metric profile <b>{html.escape(profile)}</b>. Identity's cells: its mean
 and the 95 % interval of that mean. Every other cell: its mean, below it Δ = the difference to <code>{IDENTITY}</code> (the
 codec output) and the 95 % paired interval of that difference. <b>Bold</b>: best (its paired interval against every
-other method of the table excludes 0); <i>italic</i>: tied with the best.</p>
+other method of the table excludes 0); <i>italic</i>: tied with the best. Better is:
+{html.escape(direction_line([m for m in board.metrics if m in set(means["metric"])], board.higher_better))}.</p>
 <h3>Per-codec means, overall means and BD-rate</h3><div id="leaderboard">{_mode_tables(board, table, summary)}</div>
 <h3>Every task</h3>{_mode_tables(board, table, full)}
 <h3>Plots</h3>{plot_html}

@@ -50,6 +50,10 @@ def _layout(header: list[str], lines: list[list[str]], method_column: int) -> li
     return out
 
 
+def _arrowed(metric: str, board: Leaderboard) -> str:
+    return f"{metric}{'↑' if board.higher_better.get(metric, True) else '↓'}"
+
+
 def to_terminal(board: Leaderboard, sort: str | None = None) -> str:
     """One block per group: rank, method, mode, tasks, N, each family's mean of the sort metric, the overall
     means and the overall Δ of the sort metric with its interval. Bold/italic marks become * and ~."""
@@ -61,7 +65,7 @@ def to_terminal(board: Leaderboard, sort: str | None = None) -> str:
         overall = [f"{OVERALL}/{m}" for m in metrics if f"{OVERALL}/{m}" in rows.columns]
         rows = _sorted(rows, f"{OVERALL}/{metric}", board.higher_better.get(metric, True))
         header = ["#", "method", "mode", "tasks", "N", *(c.split(" mean/")[0] for c in families),
-                  *(f"{c.split('/')[1]}" for c in overall), f"Δ {metric} [95%]"]  # fmt: skip
+                  *(_arrowed(c.split('/')[1], board) for c in overall), f"Δ {metric} [95%]"]  # fmt: skip
         lines = []
         for rank, (_, row) in enumerate(rows.iterrows(), start=1):
             marks = {"best": "*", "tied": "~"}
@@ -71,6 +75,7 @@ def to_terminal(board: Leaderboard, sort: str | None = None) -> str:
         title = f"{dataset} · protocol {protocol} · profile {profile} · {metric} per family (sorted by overall {metric})"
         blocks.append("\n".join([title, *_layout(header, lines, 1)]))
     legend = ("* best: its paired 95 % interval against every other method excludes 0; ~ tied with the best\n"
+              "↑/↓ after a metric: higher/lower is better\n"
               "Δ: difference to identity, with the interval of the difference; --full: every task; notes: --format md")
     return "\n\n".join(blocks) + ("\n\n" + legend + "\n" if blocks else "no scored run\n")
 

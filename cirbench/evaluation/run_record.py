@@ -39,7 +39,7 @@ def now_utc() -> str:
 
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in ("cirbench", "torch", "numpy", "pillow", "scikit-image", "pandas", "lpips", "pytorch-fid"):
+    for package in ("cirbench", "torch", "numpy", "pillow", "scikit-image", "pandas", "lpips", "pytorch-fid", "pyiqa"):
         try:
             found[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:

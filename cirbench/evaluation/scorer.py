@@ -37,7 +37,7 @@ class Scorer:
     only: tuple[str, ...] = ()  # result or metric names chosen beside the profile (evaluate --metrics); () = all
 
     def __post_init__(self) -> None:
-        from cirbench.metrics import create_metric
+        from cirbench.metrics import MetricUnavailable, create_metric
         from cirbench.metrics.profiles import get_profile, select_specs
 
         profile = get_profile(self.profile_name)
@@ -47,7 +47,7 @@ class Scorer:
         for spec in select_specs(profile.name, self.only):
             try:
                 metric = create_metric(spec.metric, device=self.device, **dict(spec.options))
-            except WeightsUnavailable as exc:
+            except (WeightsUnavailable, MetricUnavailable) as exc:
                 self.skipped[spec.result_name] = str(exc)
                 unavailable.setdefault(str(exc), []).append(spec.result_name)
                 continue
@@ -68,7 +68,14 @@ class Scorer:
     def describe(self) -> dict[str, Any]:
         """Metric options as recorded in the run record."""
         return {
-            m.result_name: {"metric": m.metric_name, "kind": m.kind, "options": m.metric.options()} for m in self.metrics
+            m.result_name: {
+                "metric": m.metric_name,
+                "kind": m.kind,
+                "higher_better": m.metric.info.higher_better,
+                "reference": "none" if m.metric.info.no_reference else "full",
+                "options": m.metric.options(),
+            }
+            for m in self.metrics
         }
 
     def paired(self, ref: torch.Tensor, test: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -17,6 +17,10 @@ class MetricError(CirbenchError):
     """A metric got inputs it cannot score (wrong shape, range, size) or options it does not know."""
 
 
+class MetricUnavailable(MetricError):
+    """A metric cannot be built here: the optional package it runs on is not installed (e.g. pyiqa, [iqa])."""
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     """What a metric is: its name, direction, value range, whether it needs weights, and its kind."""
@@ -28,6 +32,7 @@ class MetricInfo:
     kind: Literal["paired", "distribution"]
     description: str
     weight_files: tuple[str, ...] = ()  # canonical files its default configuration loads (`cirbench weights list`)
+    no_reference: bool = False  # True: scores the restored image alone (NIQE, MUSIQ); the reference is not read
 
 
 class Metric:
@@ -97,6 +102,28 @@ class PairedMetric(Metric):
         return values.to(torch.float64)
 
     def compute_batch(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class NoReferenceMetric(PairedMetric):
+    """A no-reference metric: one value per restored image, the reference unused (it keeps the paired call so the
+    evaluation stores it per image like any paired metric); ``score(images)`` is the direct form."""
+
+    def __call__(self, ref: torch.Tensor | None, test: torch.Tensor) -> torch.Tensor:
+        if ref is not None:
+            check_pair(ref, test)
+        return self.score(test)
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        check_pair(images, images)
+        with torch.no_grad():
+            values = self.compute_images(images.to(self.device))
+        return values.to(torch.float64)
+
+    def compute_batch(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
+        return self.compute_images(test)
+
+    def compute_images(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
 

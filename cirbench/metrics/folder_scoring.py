@@ -21,7 +21,7 @@ from PIL import Image
 
 from cirbench.errors import CirbenchError
 from cirbench.fileio import declared_bits_per_sample, write_text_atomic
-from cirbench.metrics import MetricError, create_metric
+from cirbench.metrics import MetricError, MetricUnavailable, create_metric
 from cirbench.metrics.aggregate import CONVENTION, count_inf, set_mean
 from cirbench.metrics.profiles import DEFAULT_PROFILE, MetricSpec, flatten_set_result, get_profile, select_specs
 from cirbench.weights.manager import WeightsUnavailable
@@ -161,7 +161,7 @@ def _build(
     for spec in specs:
         try:
             built.append((spec, create_metric(spec.metric, device=device, **spec.options)))
-        except WeightsUnavailable as exc:
+        except (WeightsUnavailable, MetricUnavailable) as exc:
             if strict:
                 raise
             skipped[spec.result_name] = str(exc)

@@ -36,6 +36,7 @@ class Profile:
 
 _RGB = {"channel": "rgb", "crop_border": 0}
 _Y = {"channel": "y", "crop_border": 0}
+_PYIQA_Y = {"channel": "y_full_f32", "crop_border": 0, "round_y": True, "clip_cs_map": True}
 
 PROFILES: dict[str, Profile] = {
     profile.name: profile
@@ -80,14 +81,45 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "pyiqa",
-            "IQA-PyTorch (pyiqa 0.1.16) defaults: psnr on RGB; ssim and ms_ssim on full-range luma (its 'yiq' Y, "
-            "no 16-235 offset) rounded to whole 8-bit values as pyiqa does, with its per-pixel ReLU on the SSIM "
-            "cs map (reproduces pyiqa within 1e-5); lpips alex on [0,1]. Its 1e-8 PSNR epsilon is not reproduced.",
+            "IQA-PyTorch (pyiqa 0.1.16) defaults, reproduced within 1e-6 and tested against pyiqa itself: psnr on RGB "
+            "in pyiqa's float32 arithmetic with its 1e-8 added to the [0,1] MSE; ssim and ms_ssim on full-range luma (its 'yiq' Y) computed in "
+            "float32 and rounded to whole 8-bit values as pyiqa does, with its per-pixel ReLU on the SSIM cs map; "
+            "lpips alex on [0,1].",
             (
-                MetricSpec("psnr", "psnr", dict(_RGB)),
-                MetricSpec("ssim", "ssim", {"channel": "y_full", "crop_border": 0, "round_y": True, "clip_cs_map": True}),
-                MetricSpec("ms_ssim", "ms_ssim", {"channel": "y_full", "crop_border": 0, "round_y": True, "clip_cs_map": True}),
+                MetricSpec("psnr", "psnr", {**_RGB, "mse_epsilon": 1e-8, "float32": True}),
+                MetricSpec("ssim", "ssim", dict(_PYIQA_Y)),
+                MetricSpec("ms_ssim", "ms_ssim", dict(_PYIQA_Y)),
                 MetricSpec("lpips", "lpips", {"net": "alex", "version": "0.1"}),
+            ),
+        ),
+        Profile(
+            "moe-diffir",
+            "MoE-DiffIR (ECCV 2024) tables: PSNR, SSIM, LPIPS, FID. The paper states no implementation; its release "
+            "pins pyiqa 0.1.10 and pytorch-fid 0.3.0, so this is pyiqa's psnr (RGB, float32, +1e-8) and ssim "
+            "(rounded full-range luma), LPIPS alex and whole-image FID (pytorch-fid Inception pool3). Inferred, not "
+            "confirmed by the authors.",
+            (
+                MetricSpec("psnr", "psnr", {**_RGB, "mse_epsilon": 1e-8, "float32": True}),
+                MetricSpec("ssim", "ssim", dict(_PYIQA_Y)),
+                MetricSpec("lpips", "lpips", {"net": "alex", "version": "0.1"}),
+                MetricSpec("fid", "fid", {}),
+            ),
+        ),
+        Profile(
+            "sspir",
+            "SeeSR / SSP-IR / SUPIR-line tables: PSNR and SSIM on BT.601 Y (BasicSR/MATLAB convention, border 0), "
+            "LPIPS alex, DISTS, whole-image FID, NIQE (BasicSR), and pyiqa's MUSIQ (KonIQ), MANIQA (KonIQ) and "
+            "CLIP-IQA (these three need the [iqa] extra and pyiqa's weights).",
+            (
+                MetricSpec("psnr_y", "psnr", dict(_Y)),
+                MetricSpec("ssim_y", "ssim", dict(_Y)),
+                MetricSpec("lpips", "lpips", {"net": "alex", "version": "0.1"}),
+                MetricSpec("dists", "dists", {}),
+                MetricSpec("fid", "fid", {}),
+                MetricSpec("niqe", "niqe", {}),
+                MetricSpec("musiq", "pyiqa:musiq", {}),
+                MetricSpec("maniqa", "pyiqa:maniqa", {}),
+                MetricSpec("clipiqa", "pyiqa:clipiqa", {}),
             ),
         ),
         Profile(
@@ -101,12 +133,13 @@ PROFILES: dict[str, Profile] = {
     )
 }
 
+ALIASES = {"seesr": "sspir"}  # SSP-IR follows SeeSR's table convention
 DEFAULT_PROFILE = "cirbench"
 
 
 def get_profile(name: str) -> Profile:
     """The profile called ``name``; UnknownNameError listing the known ones otherwise."""
-    key = name.lower()
+    key = ALIASES.get(name.lower(), name.lower())
     if key not in PROFILES:
         raise UnknownNameError(f"unknown metric profile '{name}' (known: {', '.join(PROFILES)})")
     return PROFILES[key]

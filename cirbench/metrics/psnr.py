@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from cirbench.metrics import METRICS, MetricInfo
-from cirbench.metrics._base import crop
+from cirbench.metrics import METRICS, MetricError, MetricInfo
+from cirbench.metrics._base import crop, to_8bit_grid
 from cirbench.metrics._planes import PlanesMetric
 
 PEAK = 255.0
@@ -41,14 +41,28 @@ class PSNR(PlanesMetric):
         description="PSNR in dB on 8-bit values (MAX 255), per image; channel rgb, y (BT.601 studio) or y_full",
     )
 
-    def __init__(self, device: str = "cpu", channel: str = "rgb", crop_border: int = 0, round_y: bool = False) -> None:
+    def __init__(self, device: str = "cpu", channel: str = "rgb", crop_border: int = 0, round_y: bool = False,
+                 mse_epsilon: float = 0.0, float32: bool = False) -> None:  # fmt: skip
         super().__init__(device, channel, crop_border, round_y)
-        self._record(peak=PEAK)
+        self.mse_epsilon = float(mse_epsilon)  # added to the [0,1]-scale MSE (pyiqa: 1e-8, a ~80 dB ceiling)
+        self.float32 = bool(float32)  # pyiqa's arithmetic: MSE of k/255 values, epsilon and log10 all in float32
+        if self.float32 and self.channel != "rgb":
+            raise MetricError("psnr float32=True reproduces pyiqa's RGB PSNR only; use channel='rgb'")
+        self._record(peak=PEAK, mse_epsilon=self.mse_epsilon, float32=self.float32)
+
+    def _db(self, mse: torch.Tensor) -> torch.Tensor:
+        if self.mse_epsilon:
+            return -10.0 * torch.log10(mse / PEAK**2 + self.mse_epsilon)
+        return psnr_from_mse(mse)
 
     def compute_batch(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
+        if self.float32:
+            a, b = (crop(to_8bit_grid(image).float() / 255.0, self.crop_border) for image in (ref, test))
+            mse = torch.mean((b - a) ** 2, dim=[1, 2, 3])
+            return 10 * torch.log10(1.0 / (mse + self.mse_epsilon))
         if self.channel == "rgb":  # 8-bit differences are exact integers in float32; the sum runs in float64
             diff = crop(ref.float() - test.float(), self.crop_border).mul_(PEAK).round_()
             mse = squared_sum_8bit(diff) / diff[0].numel()
-            return psnr_from_mse(mse)
+            return self._db(mse)
         a, b = self.planes(ref), self.planes(test)
-        return psnr_from_mse((a - b).square().mean(dim=(1, 2, 3)))
+        return self._db((a - b).square().mean(dim=(1, 2, 3)))

@@ -41,3 +41,39 @@ def _check_layout(spec: WeightFile, path: Path) -> None:
         raise WeightsCorrupt(f"{path} was not imported: {exc}") from exc
     if not report.ok:
         raise WeightsCorrupt(f"{path} was not imported: it is not a {spec.filename} ({report.summary()})")
+
+
+EXTERNAL_CACHES = ("pyiqa", "torch-hub")  # where pyiqa looks for its own files, and torchvision's (hub/checkpoints)
+TENSOR_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+
+
+def external_cache_dir(cache: str) -> Path:
+    import torch.hub
+
+    if cache not in EXTERNAL_CACHES:
+        raise CirbenchError(f"cache must be one of {', '.join(EXTERNAL_CACHES)}, got '{cache}'")
+    return Path(torch.hub.get_dir()) / ("pyiqa" if cache == "pyiqa" else "checkpoints")
+
+
+def import_external(source: str | os.PathLike[str], cache: str) -> Path:
+    """Copy a file another package downloads itself (pyiqa's, torchvision's) into that package's cache, after the
+    checks that are possible: the sha256 prefix its name carries (torch hub's ``name-<hash>.ext``) and, for a
+    checkpoint, that it holds tensors only."""
+    from cirbench.fileio import sha256_file
+    from cirbench.metrics.pyiqa_bridge import HASH_IN_NAME
+    from cirbench.weights.layouts import file_tensors
+
+    path = Path(source)
+    if not path.is_file():
+        raise CirbenchError(f"{path} is not a file")
+    found = HASH_IN_NAME.search(path.name)
+    if found and not sha256_file(path).startswith(found.group(1)):
+        raise WeightsCorrupt(f"{path}: its sha256 does not start with {found.group(1)}, the prefix its name carries")
+    if path.suffix in TENSOR_SUFFIXES:
+        try:
+            file_tensors(path)
+        except LayoutError as exc:
+            raise WeightsCorrupt(f"{path} was not imported: {exc}") from exc
+    target = external_cache_dir(cache) / path.name
+    write_with_atomic(target, lambda tmp: shutil.copyfile(path, tmp))
+    return target

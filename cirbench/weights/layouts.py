@@ -105,6 +105,16 @@ def has_layout(filename: str) -> bool:
 
 
 def _load_safely(path: Path) -> Any:
+    if path.suffix == ".npz":  # numpy arrays only: allow_pickle stays off
+        import zipfile
+
+        import numpy as np
+
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                return {key: TensorSpec(tuple(arrays[key].shape), str(arrays[key].dtype)) for key in arrays.files}
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise LayoutError(f"{path}: not a readable numpy .npz of plain arrays ({exc})") from exc
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError, safe_open
 

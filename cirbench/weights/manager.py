@@ -46,6 +46,9 @@ class WeightFile:
     sha256_prefix: str
     purpose: str
     licence: str = ""
+    # "<top-level package>/<path in it>" of a wheel that ships the same bytes (e.g. basicsr's NIQE parameters):
+    # an installed copy is verified and used before any download
+    packaged: str = ""
 
     @property
     def has_checksum(self) -> bool:
@@ -155,6 +158,9 @@ def ensure_weight(filename: str, download: bool = True, progress: Callable[[int,
     if target.exists():
         verify_file(spec, target)
         return target
+    local = packaged_copy(spec)
+    if local is not None:
+        return local
     if not download or os.environ.get("CIRBENCH_OFFLINE") == "1":
         raise WeightsUnavailable(spec, f"not in the cache {target.parent} and downloads are off")
     try:
@@ -162,6 +168,26 @@ def ensure_weight(filename: str, download: bool = True, progress: Callable[[int,
     except _DownloadFailed as exc:
         raise WeightsUnavailable(spec, f"download failed ({exc})") from exc
     return target
+
+
+def packaged_copy(spec: WeightFile) -> Path | None:
+    """The verified file inside an installed wheel that ships it (found without importing the package), or None."""
+    if not spec.packaged:
+        return None
+    import importlib.util
+
+    package, _, inner = spec.packaged.partition("/")
+    try:
+        found = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    roots = list(found.submodule_search_locations or []) if found is not None else []
+    for root in roots:
+        path = Path(root) / inner
+        if path.is_file():
+            verify_file(spec, path)
+            return path
+    return None
 
 
 def weight_status(spec: WeightFile) -> str:
