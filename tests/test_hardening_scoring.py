@@ -1,4 +1,4 @@
-"""Hardening of measurement: pyiqa's SSIM convention, 48-bit and RGBA inputs, infinite PSNR, small images,
+"""Hardening of measurement (pyiqa's conventions: test_perceptual_metrics.py), 48-bit and RGBA inputs, infinite PSNR, small images,
 the evaluation lock and the MoE-DiffIR data section (issue 17, items 12-17).
 """
 
@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
-import torch.nn.functional as F
 import yaml
 from conftest import write_taskset
 from PIL import Image
@@ -22,45 +20,7 @@ from PIL import Image
 from cirbench.build.builder import BuildOptions, build_dataset
 from cirbench.cli import main
 from cirbench.evaluation.results import LOCK_FILE, ResultsError, RunFolder
-from cirbench.metrics import create_metric
-from cirbench.metrics.profiles import get_profile
 from cirbench.tasks import load_taskset
-
-
-def _pyiqa_ssim_reference(ref: np.ndarray, test: np.ndarray) -> float:
-    """pyiqa 0.1.16 SSIM as its code defines it: float32 'yiq' Y x 255 rounded, float64 Gaussian 11/1.5 'valid'
-    filtering, L = 255, negative cs-map values set to 0 per pixel."""
-
-    def luma(rgb: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255
-        weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32).view(1, 3, 1, 1)
-        return ((x * weights).sum(1, keepdim=True) * 255).round().double()
-
-    x, y = luma(test), luma(ref)
-    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
-    window = (torch.outer(g, g) / torch.outer(g, g).sum()).view(1, 1, 11, 11)
-    mu1, mu2 = F.conv2d(x, window), F.conv2d(y, window)
-    s11, s22, s12 = F.conv2d(x * x, window) - mu1**2, F.conv2d(y * y, window) - mu2**2, F.conv2d(x * y, window) - mu1 * mu2
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    cs = torch.relu((2 * s12 + c2) / (s11 + s22 + c2))
-    return float((((2 * mu1 * mu2 + c1) / (mu1**2 + mu2**2 + c1)) * cs).mean())
-
-
-def test_pyiqa_profile_ssim_reproduces_pyiqa_rounded_luma(kodim01: np.ndarray) -> None:
-    import io
-
-    ref = kodim01[:96, :128]
-    buffer = io.BytesIO()
-    Image.fromarray(ref).save(buffer, "JPEG", quality=5)
-    test = np.asarray(Image.open(buffer).convert("RGB"))
-    spec = {s.result_name: s for s in get_profile("pyiqa").metrics}["ssim"]
-    to_tensor = lambda a: torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 255  # noqa: E731
-    ours = float(create_metric("ssim", **spec.options)(to_tensor(ref), to_tensor(test))[0])
-    expected = _pyiqa_ssim_reference(ref, test)
-    assert abs(ours - expected) < 1e-5
-    unrounded = float(create_metric("ssim", channel="y_full")(to_tensor(ref), to_tensor(test))[0])
-    assert abs(unrounded - expected) > 1e-5  # the convention matters at this precision
-    assert "rounded" in get_profile("pyiqa").description
 
 
 @pytest.fixture()

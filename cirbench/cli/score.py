@@ -20,10 +20,10 @@ def score(
     ref_dir: Annotated[Path, typer.Argument(help="Folder of reference (ground-truth) images")],
     test_dir: Annotated[Path, typer.Argument(help="Folder of test (decoded or restored) images, same stems")],
     metrics: Annotated[
-        str | None, typer.Option("--metrics", help="Comma-separated subset, e.g. psnr,ssim,lpips,fid")
+        str | None, typer.Option("--metrics", help="Comma-separated subset, e.g. psnr,ssim,lpips,fid,dists,niqe; pyiqa's as pyiqa:musiq")
     ] = None,
     profile: Annotated[
-        str, typer.Option("--profile", help="cirbench, basicsr-y, matlab-y, car, pyiqa or compressai")
+        str, typer.Option("--profile", help="cirbench, basicsr-y, matlab-y, car, pyiqa, compressai, moe-diffir or sspir (= seesr)")
     ] = "cirbench",
     out: Annotated[
         Path | None, typer.Option("--out", help="Per-image CSV; FILE.summary.json is written beside")

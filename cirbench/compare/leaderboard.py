@@ -120,14 +120,20 @@ def run_notes(ds: BuiltDataset) -> list[str]:
 
 
 def _metric_order(scores: pd.DataFrame, profiles: list[str]) -> list[str]:
-    """The profiles' result names that have scores, in profile order."""
+    """The profiles' result names that have scores, in profile order, then the metrics runs chose beside their
+    profile (``--metrics niqe,pyiqa:musiq``) by name; companions (kid_std, fid_n_ref) stay in the long scores only."""
+    from cirbench.evaluation.results import SET_LEVEL_IMAGE
     from cirbench.metrics.profiles import get_profile
 
     order: list[str] = []
     for name in profiles:
         order += [spec.result_name for spec in get_profile(name).metrics if spec.result_name not in order]
     present = set(scores["metric"])
-    return [m for m in order if m in present]  # companions (kid_std, fid_n_ref) stay in the long scores only
+    per_image = set(scores.loc[scores["image"] != SET_LEVEL_IMAGE, "metric"])
+    set_level = present - per_image
+    extras = sorted(m for m in present - set(order)
+                    if m in per_image or not any(m.startswith(f"{other}_") for other in set_level | set(order)))  # fmt: skip
+    return [m for m in order if m in present] + extras
 
 
 def input_bpp(ds: BuiltDataset) -> dict[str, float]:

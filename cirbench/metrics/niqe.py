@@ -19,7 +19,7 @@ from cirbench.weights.layouts import Layout, TensorSpec, register_layout
 from cirbench.weights.manager import ensure_weight
 
 Y_PATHS = ("basicsr", "matlab")
-PRECISIONS = ("float64", "float32")
+PRECISIONS = ("float32", "float64")  # float32: BasicSR's arithmetic (default); float64: MATLAB's double, batched
 
 register_layout(
     NIQE_PRISTINE.filename,
@@ -61,7 +61,7 @@ class NIQE(NoReferenceMetric):
     )
 
     def __init__(
-        self, device: str = "cpu", crop_border: int = 0, y_path: str = "basicsr", precision: str = "float64",
+        self, device: str = "cpu", crop_border: int = 0, y_path: str = "basicsr", precision: str = "float32",
         params: Any = None, download: bool = True,
     ) -> None:  # fmt: skip
         super().__init__(device)

@@ -12,6 +12,7 @@ import functools
 import importlib.metadata
 import io
 import os
+import pickle
 import re
 import urllib.error
 from pathlib import Path
@@ -146,6 +147,9 @@ class PyiqaMetric(PairedMetric):
                 self.model = pyiqa.create_metric(self.pyiqa_name, device=self.device, **options)
         except WeightsUnavailable:
             raise
+        except pickle.UnpicklingError as exc:
+            raise MetricError(f"pyiqa metric '{self.pyiqa_name}': a weight file holds pickled Python objects besides "
+                              "tensors; cirbench loads tensors only, so it was refused unread") from exc  # fmt: skip
         except (OSError, RuntimeError, ValueError, TypeError, KeyError, AssertionError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise MetricError(f"pyiqa metric '{self.pyiqa_name}' could not be built: {first}") from exc
