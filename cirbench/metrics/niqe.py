@@ -92,7 +92,7 @@ class NIQE(NoReferenceMetric):
             raise MetricError(f"cannot read NIQE parameters from {path}: {exc}") from exc
 
     def luma(self, images: torch.Tensor) -> torch.Tensor:
-        """[B,1,H,W] rounded Y on 0..255 of [0,1] RGB images, border cropped (before rounding, as BasicSR)."""
+        """[B,1,H,W] rounded Y on 0..255 of [0,1] RGB images, border cropped (per-pixel rounding: order is immaterial)."""
         rgb255 = torch.round(images.to(torch.float64) * 255.0)
         y = basicsr_y(rgb255) if self.y_path == "basicsr" else matlab_y(rgb255)
         return crop(y, self.crop_border)
