@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e ".[dev]"
 	# BasicSR 1.4.2 (reference of the NIQE parity test) is an sdist whose setup asks for torch: build it
 	# against the torch installed above; its runtime needs (cv2, addict, yapf, scikit-image) come with [dev]
+	$(BIN)/pip install "setuptools>=70.1" wheel
 	$(BIN)/pip install --no-build-isolation --no-deps basicsr==1.4.2
 	touch $(STAMP)
 
