@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from cirbench.metrics import METRICS, MetricError, MetricInfo, PairedMetric
 from cirbench.metrics._weights import WeightsSource, load_weights
+from cirbench.metrics.lpips import backbone_features
 from cirbench.weights.catalogue import DISTS_ALPHA_BETA, VGG16
 from cirbench.weights.layouts import Layout, TensorSpec, register_layout
 
@@ -43,20 +44,6 @@ def l2_pool(features: torch.Tensor) -> torch.Tensor:
     window = _hann_taps().to(features)[None, None].repeat(channels, 1, 1, 1)
     pooled = F.conv2d(features**2, window, stride=2, padding=1, groups=channels)
     return (pooled + 1e-12).sqrt()
-
-
-def vgg16_features(state: dict[str, torch.Tensor]) -> torch.nn.Sequential:
-    """torchvision's vgg16 ``features`` holding the ``features.*`` tensors of ``state`` (nothing downloaded)."""
-    import torchvision
-
-    with torch.device("meta"):
-        model = torchvision.models.vgg16(weights=None)
-    features = {key[len("features.") :]: value for key, value in state.items() if key.startswith("features.")}
-    try:
-        model.features.load_state_dict(features, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise MetricError(f"DISTS backbone weights do not fit torchvision vgg16: {exc}") from exc
-    return model.features.eval()
 
 
 def dists_distance(ref_feats, test_feats, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
@@ -99,7 +86,7 @@ class DISTS(PairedMetric):
         missing = [key for key in ("alpha", "beta") if key not in mixing]
         if missing or any(mixing[k].shape != (1, sum(CHANNELS), 1, 1) for k in ("alpha", "beta") if k in mixing):
             raise MetricError(f"DISTS alpha/beta must be [1,{sum(CHANNELS)},1,1] tensors 'alpha' and 'beta'")
-        self.features = vgg16_features(backbone).to(self.device)
+        self.features = backbone_features("vgg", backbone, user="DISTS").eval().to(self.device)
         self.alpha = mixing["alpha"].to(self.device, torch.float32)
         self.beta = mixing["beta"].to(self.device, torch.float32)
         mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, -1, 1, 1)

@@ -33,8 +33,9 @@ for _net, _filename in BACKBONE_FILES.items():
 VERSIONS = ("0.1",)
 
 
-def _backbone_features(net: str, state_dict: dict[str, torch.Tensor]) -> torch.nn.Sequential:
-    """torchvision's ``features`` stack of ``net`` holding the ``features.*`` tensors of ``state_dict``."""
+def backbone_features(net: str, state_dict: dict[str, torch.Tensor], user: str = "LPIPS") -> torch.nn.Sequential:
+    """torchvision's ``features`` stack of ``net`` (alex or vgg, i.e. vgg16) holding the ``features.*`` tensors of
+    ``state_dict``; built on the meta device, so nothing is initialised or downloaded (LPIPS and DISTS use it)."""
     import torchvision
 
     with torch.device("meta"):  # architecture only: no random init, no download
@@ -43,7 +44,7 @@ def _backbone_features(net: str, state_dict: dict[str, torch.Tensor]) -> torch.n
     try:
         model.features.load_state_dict(features, strict=True, assign=True)
     except RuntimeError as exc:
-        raise MetricError(f"LPIPS backbone weights do not fit torchvision {net}: {exc}") from exc
+        raise MetricError(f"{user} backbone weights do not fit torchvision {net}: {exc}") from exc
     return model.features
 
 
@@ -61,7 +62,7 @@ def build_lpips(net: str, version: str, backbone: dict[str, torch.Tensor], lin: 
     with warnings.catch_warnings():  # lpips calls torchvision with the deprecated ``pretrained=False``
         warnings.simplefilter("ignore", UserWarning)
         model = lpips_package.LPIPS(pretrained=False, net=net, version=version, pnet_rand=True, verbose=False)
-    features = _backbone_features(net, backbone)
+    features = backbone_features(net, backbone)
     for block in model.net.children():
         for index, module in block.named_children():
             module.load_state_dict(features[int(index)].state_dict())

@@ -13,7 +13,7 @@ import torch
 from cirbench.metrics import METRICS, MetricError, MetricInfo, NoReferenceMetric
 from cirbench.metrics._base import crop
 from cirbench.metrics._niqe_math import BLOCK, niqe_distance, niqe_features
-from cirbench.metrics.color import STUDIO_Y_OFFSET, STUDIO_Y_WEIGHTS
+from cirbench.metrics.color import STUDIO_Y_OFFSET, STUDIO_Y_WEIGHTS, rgb_to_y_studio
 from cirbench.weights.catalogue import NIQE_PRISTINE
 from cirbench.weights.layouts import Layout, TensorSpec, register_layout
 from cirbench.weights.manager import ensure_weight
@@ -37,12 +37,6 @@ def basicsr_y(rgb255: torch.Tensor) -> torch.Tensor:
     weights = torch.tensor(STUDIO_Y_WEIGHTS, dtype=torch.float64, device=rgb255.device)
     y = torch.einsum("bchw,c->bhw", unit, weights).unsqueeze(1) + STUDIO_Y_OFFSET
     return ((y / 255.0).to(torch.float32) * 255.0).round().to(torch.float64)
-
-
-def matlab_y(rgb255: torch.Tensor) -> torch.Tensor:
-    """MATLAB's rgb2ycbcr on uint8: Y in float64, rounded to uint8."""
-    weights = torch.tensor(STUDIO_Y_WEIGHTS, dtype=torch.float64, device=rgb255.device) / 255.0
-    return (torch.einsum("bchw,c->bhw", rgb255.to(torch.float64), weights).unsqueeze(1) + STUDIO_Y_OFFSET).round()
 
 
 @METRICS.register("niqe")
@@ -94,7 +88,7 @@ class NIQE(NoReferenceMetric):
     def luma(self, images: torch.Tensor) -> torch.Tensor:
         """[B,1,H,W] rounded Y on 0..255 of [0,1] RGB images, border cropped (per-pixel rounding: order is immaterial)."""
         rgb255 = torch.round(images.to(torch.float64) * 255.0)
-        y = basicsr_y(rgb255) if self.y_path == "basicsr" else matlab_y(rgb255)
+        y = basicsr_y(rgb255) if self.y_path == "basicsr" else rgb_to_y_studio(rgb255, round_y=True)  # MATLAB uint8
         return crop(y, self.crop_border)
 
     def compute_images(self, images: torch.Tensor) -> torch.Tensor:
