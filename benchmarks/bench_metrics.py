@@ -1,7 +1,8 @@
-"""Benchmark of cirbench metrics: pairs/second per metric and all together, against torchmetrics and lpips/pytorch-fid.
+"""Benchmark of cirbench metrics: pairs/second per metric and all together, against torchmetrics, pyiqa and lpips.
 
-Kodak 768x512 pairs (JPEG q10 decodes); CPU, and CUDA when present. Writes benchmarks/results/bench_metrics.json.
-Targets: PSNR+SSIM >= 2x torchmetrics' throughput on CPU; FID state memory flat in N.
+Kodak 768x512 pairs (JPEG q10 decodes); CPU, and CUDA when present (or --device). Also where the time of a CPU
+evaluation goes (PNG decode, colour conversion, SSIM filtering), DISTS and NIQE throughput, FID state memory.
+Writes benchmarks/results/bench_metrics.json. Targets: PSNR+SSIM >= 4x torchmetrics on CPU; FID state flat in N.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import io
 import json
 import platform
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from cirbench.metrics import create_metric
 from cirbench.metrics._stats import RunningMoments
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_metrics_breakdown beside this file
 KODAK = REPO.parent / "shared" / "data" / "kodak"
 
 
@@ -87,6 +90,10 @@ def bench_classic(ref: torch.Tensor, test: torch.Tensor, device: str, batch: int
     def both(first, second):
         return lambda a, b: (first(a, b), second(a, b))
 
+    def grid8(x):
+        return x.mul(255.0).round_().to(torch.uint8)
+
+    ref8, test8 = grid8(ref), grid8(test)
     pairs = ref.shape[0]
     runs = {
         "cirbench_psnr": psnr,
@@ -96,9 +103,9 @@ def bench_classic(ref: torch.Tensor, test: torch.Tensor, device: str, batch: int
         "torchmetrics_ssim": tm_ssim,
         "torchmetrics_psnr_ssim": both(tm_psnr, tm_ssim),
     }
-    seconds = interleaved_best_seconds(
-        {name: batched(fn, ref, test, batch) for name, fn in runs.items()}, repeat, device
-    )
+    timed = {name: batched(fn, ref, test, batch) for name, fn in runs.items()}
+    timed["cirbench_psnr_ssim_uint8_input"] = batched(both(psnr, ssim), ref8, test8, batch)  # what evaluate passes
+    seconds = interleaved_best_seconds(timed, repeat, device)
     rates = {name: pairs / value for name, value in seconds.items()}
     ours_psnr, ours_ssim = psnr(ref, test).cpu(), ssim(ref, test).cpu()
     result = {f"{name}_pairs_per_s": round(rate, 3) for name, rate in rates.items()}
@@ -206,6 +213,52 @@ def bench_fid_memory(sizes: tuple[int, ...] = (2048, 8192, 32768), chunk: int = 
     return {"per_n": rows, "state_flat": len({row["state_bytes"] for row in rows}) == 1}
 
 
+def bench_pyiqa(ref: torch.Tensor, test: torch.Tensor, device: str, pairs: int = 2) -> dict:
+    """pyiqa 0.1.16's own PSNR and SSIM (create_metric, RGB as its defaults) on the first pairs, one pair a call."""
+    try:
+        import pyiqa
+    except ImportError:
+        return {"skipped": "pyiqa is not installed (pip install 'cirbench[iqa]')"}
+    ref, test = ref[:pairs], test[:pairs]
+    rates = {}
+    for name in ("psnr", "ssim"):
+        metric = pyiqa.create_metric(name, device=device, test_y_channel=False)
+        call = batched(lambda a, b, m=metric: m(b, a), ref, test, 1)
+        rates[name] = pairs / best_seconds(call, 1, device)
+    return {
+        "version": pyiqa.__version__,
+        "pairs": pairs,
+        "pyiqa_psnr_pairs_per_s": round(rates["psnr"], 3),
+        "pyiqa_ssim_pairs_per_s": round(rates["ssim"], 3),
+        "pyiqa_psnr_ssim_pairs_per_s": round(1.0 / (1.0 / rates["psnr"] + 1.0 / rates["ssim"]), 3),
+    }
+
+
+def bench_perceptual(ref: torch.Tensor, test: torch.Tensor, device: str, batch: int) -> dict:
+    """DISTS (seeded random VGG16 and alpha/beta: speed does not depend on values) and NIQE float32/float64."""
+    import torchvision
+
+    from cirbench.metrics import MetricError
+    from cirbench.metrics.dists import CHANNELS
+    from cirbench.weights.manager import WeightsUnavailable
+
+    torch.manual_seed(0)
+    mixing = {key: torch.rand(1, sum(CHANNELS), 1, 1) for key in ("alpha", "beta")}
+    dists = create_metric("dists", device=device, weights=torchvision.models.vgg16().state_dict(), alpha_beta=mixing)
+    pairs = ref.shape[0]
+    result = {"dists_pairs_per_s": round(pairs / best_seconds(batched(dists, ref, test, batch), 1, device), 3)}
+    for precision in ("float32", "float64"):
+        try:
+            niqe = create_metric("niqe", device=device, precision=precision)
+        except (WeightsUnavailable, MetricError) as exc:
+            result[f"niqe_{precision}"] = f"skipped: {exc}"
+            continue
+        call = batched(lambda a, b, m=niqe: m.score(b), ref, test, batch)
+        result[f"niqe_{precision}_images_per_s"] = round(pairs / best_seconds(call, 1, device), 3)
+    result["note"] = "NIQE float32 is BasicSR's arithmetic (numpy, per image); float64 runs batched on the device"
+    return result
+
+
 def run(device: str, pairs: int, batch: int, repeat: int, deep: bool) -> dict:
     ref, test = kodak_pairs(pairs)
     ref, test = ref.to(device), test.to(device)
@@ -216,7 +269,13 @@ def run(device: str, pairs: int, batch: int, repeat: int, deep: bool) -> dict:
         "batch": batch,
         "classic": bench_classic(ref, test, device, batch, repeat),
     }
+    if device == "cpu":
+        from bench_metrics_breakdown import breakdown
+
+        result["cpu_time_per_pair_ms"] = breakdown(ref, test, repeat)
     if deep:
+        result["pyiqa"] = bench_pyiqa(ref, test, device)
+        result["perceptual"] = bench_perceptual(ref, test, device, batch)
         result["lpips"] = bench_lpips(ref, test, device, batch, repeat)
         result["fid"] = bench_fid(ref, test, device, batch)
         total = sum(
@@ -232,10 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--no-deep", action="store_true", help="skip LPIPS and FID (slow on a small CPU)")
+    parser.add_argument("--no-deep", action="store_true", help="skip pyiqa, DISTS, NIQE, LPIPS and FID (slow on a small CPU)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CPU, and CUDA if present")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bench_metrics.json")
     args = parser.parse_args(argv)
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "auto" else [args.device]
     report = {
         "machine": {
             "platform": platform.platform(),

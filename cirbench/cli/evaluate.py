@@ -47,7 +47,7 @@ def evaluate_command(
     tile: Annotated[int | None, typer.Option("--tile", min=0, help="Tiles of T pixels (default: the model's preference; 0: whole image)")] = None,
     overlap: Annotated[int | None, typer.Option("--overlap", min=0, help="Overlap of neighbouring tiles in pixels (default 32, at most T/4)")] = None,
     save_images: Annotated[bool, typer.Option("--save-images", help="Also write restored PNGs into the run folder")] = False,
-    profile: Annotated[str, typer.Option("--profile", help="Metric profile: cirbench, basicsr-y, matlab-y, car, pyiqa, compressai")] = "cirbench",
+    profile: Annotated[str, typer.Option("--profile", help="Metric profile: cirbench, basicsr-y, matlab-y, car, pyiqa, compressai, moe-diffir or sspir (= seesr)")] = "cirbench",
     method: Annotated[str | None, typer.Option("--method", help="Leaderboard label (default: the model name, plus @ and 8 hex digits of the checkpoint sha256)")] = None,
     force: Annotated[bool, typer.Option("--force", help="Discard this run's earlier results and start over")] = False,
     metrics: Annotated[list[str] | None, typer.Option("--metrics", help="Only these metrics of the profile (comma-separated)")] = None,

@@ -30,10 +30,18 @@ class DatasetError(CirbenchError):
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """An image file as uint8 HxWx3 RGB; DatasetError if unreadable or not 8-bit RGB."""
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
+    from cirbench.fileio import decode_png_rgb8
+
     try:
-        with Image.open(path) as image:
+        data = Path(path).read_bytes()
+        rgb = decode_png_rgb8(data)
+        if rgb is not None:
+            return rgb
+        with Image.open(io.BytesIO(data)) as image:
             if image.mode != "RGB":
                 raise DatasetError(f"{path}: expected an 8-bit RGB PNG, found mode {image.mode}")
             return np.asarray(image, dtype=np.uint8).copy()

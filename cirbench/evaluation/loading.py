@@ -6,6 +6,7 @@ Batches stay uint8 until they reach the model's device, so host-to-device copies
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,14 +49,43 @@ def plan_batches(ds: BuiltDataset, stems: list[str], protocol: str, batch: int) 
     return chunks
 
 
-def load_batch(ds: BuiltDataset, task: Task, stems: list[str], protocol: str, pin: bool) -> Batch:
+HR_CACHE_BYTES = 512 << 20  # decoded HR images kept for the later tasks of one evaluate call
+
+
+class HRCache:
+    """Decoded HR images shared by the tasks of one evaluate call, so an image's HR is decoded once, not once per
+    task. The first images that fit in ``budget`` bytes stay (every task visits the images in one order, so an
+    LRU cache smaller than the set would never hit). Thread-safe; the arrays are never written to."""
+
+    def __init__(self, budget: int = HR_CACHE_BYTES) -> None:
+        self.budget, self.used = budget, 0
+        self._images: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def read(self, ds: BuiltDataset, stem: str) -> np.ndarray:
+        with self._lock:
+            image = self._images.get(stem)
+        if image is not None:
+            return image
+        image = read_rgb(ds.hr_path(stem))
+        with self._lock:
+            if stem not in self._images and self.used + image.nbytes <= self.budget:
+                image.flags.writeable = False
+                self._images[stem] = image
+                self.used += image.nbytes
+        return image
+
+
+def load_batch(ds: BuiltDataset, task: Task, stems: list[str], protocol: str, pin: bool,
+               cache: HRCache | None = None) -> Batch:  # fmt: skip
     hrs, lqs = [], []
     region = get_protocol(protocol).region
     for stem in stems:
-        hr, lq = read_rgb(ds.hr_path(stem)), read_rgb(ds.lq_path(task, stem))
+        hr = cache.read(ds, stem) if cache is not None else read_rgb(ds.hr_path(stem))
+        lq = read_rgb(ds.lq_path(task, stem))
         if hr.shape != lq.shape:
             raise DatasetError(f"{ds.lq_path(task, stem)} is {lq.shape[:2]}, its HR image is {hr.shape[:2]}")
-        hrs.append(torch.from_numpy(np.ascontiguousarray(region(hr, stem))))
+        hrs.append(torch.from_numpy(np.array(region(hr, stem), order="C")))
         lqs.append(torch.from_numpy(np.ascontiguousarray(region(lq, stem))))
 
     def stack(images: list[torch.Tensor]) -> torch.Tensor:
@@ -66,16 +96,16 @@ def load_batch(ds: BuiltDataset, task: Task, stems: list[str], protocol: str, pi
 
 
 def iter_batches(ds: BuiltDataset, plan: list[tuple[Task, list[str]]], protocol: str, pin: bool,
-                 waited: list[float]) -> Iterator[Batch]:  # fmt: skip
+                 waited: list[float], cache: HRCache | None = None) -> Iterator[Batch]:  # fmt: skip
     """Decode batches in WORKERS background threads, as many batches ahead; adds waiting time to waited[0]."""
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cirbench-load") as pool:
         futures: dict[int, Future[Batch]] = {}
         for index in range(min(WORKERS, len(plan))):
-            futures[index] = pool.submit(load_batch, ds, *plan[index], protocol, pin)
+            futures[index] = pool.submit(load_batch, ds, *plan[index], protocol, pin, cache)
         for index in range(len(plan)):
             start = time.perf_counter()
             batch = futures.pop(index).result()
             waited[0] += time.perf_counter() - start
             if index + WORKERS < len(plan):
-                futures[index + WORKERS] = pool.submit(load_batch, ds, *plan[index + WORKERS], protocol, pin)
+                futures[index + WORKERS] = pool.submit(load_batch, ds, *plan[index + WORKERS], protocol, pin, cache)
             yield batch

@@ -79,15 +79,24 @@ class Scorer:
         }
 
     def paired(self, ref: torch.Tensor, test: torch.Tensor) -> dict[str, torch.Tensor]:
-        """result name -> one value per image of the batch, left on the device (paired metrics only)."""
+        """result name -> one value per image of the batch, left on the device (paired metrics only).
+
+        ``ref``/``test`` are uint8 or [0,1] float; metrics that read 8-bit values get uint8 as it is, the others
+        share one float conversion."""
         from cirbench.metrics import MetricError
+        from cirbench.metrics._base import as_unit_float
 
         values: dict[str, torch.Tensor] = {}
+        unit: tuple[torch.Tensor, torch.Tensor] | None = None
         for scored in list(self.metrics):
             if scored.kind != "paired":
                 continue
+            pair = (ref, test)
+            if not getattr(scored.metric, "reads_8bit", False):
+                unit = unit or (as_unit_float(ref), as_unit_float(test))
+                pair = unit
             try:
-                values[scored.result_name] = scored.metric(ref, test).detach()
+                values[scored.result_name] = scored.metric(*pair).detach()
             except WeightsUnavailable as exc:
                 self._skip(scored.result_name, exc)
             except MetricError as exc:  # this batch only (e.g. MS-SSIM on images under 161 px): the rest is scored

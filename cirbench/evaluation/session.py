@@ -16,13 +16,14 @@ from typing import Any
 import torch
 
 from cirbench.dataset.reader import BuiltDataset
-from cirbench.evaluation.loading import Batch, iter_batches, plan_batches
+from cirbench.evaluation.loading import Batch, HRCache, iter_batches, plan_batches
 from cirbench.evaluation.model_guard import CallSite, RangeCheck, guarded_restore
 from cirbench.evaluation.protocols import preview_box
 from cirbench.evaluation.results import SET_LEVEL_IMAGE, RunFolder, scores_frame
 from cirbench.evaluation.run_record import Timings
 from cirbench.evaluation.scorer import Scorer
 from cirbench.fileio import encode_png, write_bytes_atomic
+from cirbench.metrics._base import as_unit_float
 from cirbench.models import ModelError, RestorationModel
 from cirbench.models.tiling import restore_any_size
 from cirbench.tasks import Task
@@ -82,6 +83,7 @@ class EvaluationSession:
         self.last_flush = time.perf_counter()
         self.clamped_pixels = 0  # pixels with a value just outside [0, 1], clamped before scoring
         self.on_task_done: Callable[[str], None] | None = None  # called after a task's scores are all written
+        self.hr_cache = HRCache()  # every task reads the same HR images
 
     def site(self, task: Task, stems: list[str]) -> CallSite:
         return CallSite(self.model.info.name, self.ds.name, task.name, tuple(stems))
@@ -104,28 +106,29 @@ class EvaluationSession:
         return out
 
     def score(self, batch: Batch, out: torch.Tensor, feed_sets: bool) -> torch.Tensor:
+        """Scores of the model's output quantised to 8 bits (what a PNG stores); returns it as uint8 [B,3,H,W]."""
         start = time.perf_counter()
         check = RangeCheck.of(out)
-        restored255 = torch.nan_to_num(out).clamp_(0.0, 1.0).mul_(255.0).round_()
-        hr = batch.hr.to(self.settings.device, non_blocking=True).to(torch.float32).div_(255.0)
-        restored = restored255 / 255.0
-        values = self.scorer.paired(hr, restored)
+        clean = out if check.known_in_range else torch.nan_to_num(out).clamp_(0.0, 1.0)
+        restored8 = clean.mul(255.0).round_().to(torch.uint8)
+        hr8 = batch.hr.to(self.settings.device, non_blocking=True)
+        values = self.scorer.paired(hr8, restored8)
         if feed_sets:
-            self.scorer.update_sets(hr, restored)
+            self.scorer.update_sets(as_unit_float(hr8), as_unit_float(restored8))
         self.buffer.append(_Scored(batch.task, batch.stems, values, check))
         self.timings.metrics_s += time.perf_counter() - start
-        return restored255
+        return restored8
 
     def row(self, image: str, task: Task, metric: str, value: float) -> dict[str, Any]:
         return {"dataset": self.ds.name, "image": image, "task": task.name, "codec": task.family,
                 "level": str(task.level), "method": self.method, "metric": metric, "value": value}  # fmt: skip
 
-    def write_images(self, batch: Batch, restored255: torch.Tensor) -> None:
+    def write_images(self, batch: Batch, restored8: torch.Tensor) -> None:
         wanted = [i for i, s in enumerate(batch.stems) if self.settings.save_images or s in self.preview_stems]
         if not wanted:
             return
         start = time.perf_counter()
-        pixels = restored255[wanted].to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        pixels = restored8[wanted].permute(0, 2, 3, 1).cpu().numpy()
         for index, rgb in zip(wanted, pixels, strict=True):
             stem, folder = batch.stems[index], batch.task.folder
             if self.settings.save_images:
@@ -168,9 +171,10 @@ class EvaluationSession:
         feed_sets = self.scorer.has_distribution
         self.scorer.reset_sets()
         pin = self.settings.device.startswith("cuda")
-        for batch in iter_batches(self.ds, [(task, c) for c in chunks], self.settings.protocol, pin, waited):
-            restored255 = self.score(batch, self.restore(batch), feed_sets)
-            self.write_images(batch, restored255)
+        plan = [(task, chunk) for chunk in chunks]
+        for batch in iter_batches(self.ds, plan, self.settings.protocol, pin, waited, self.hr_cache):
+            restored8 = self.score(batch, self.restore(batch), feed_sets)
+            self.write_images(batch, restored8)
             self.flush()
             yield len(batch.stems)
         self.flush(force=True)

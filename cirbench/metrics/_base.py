@@ -57,13 +57,16 @@ class Metric:
 
 
 def check_pair(ref: torch.Tensor, test: torch.Tensor) -> None:
-    """Raise MetricError unless ref/test are same-shaped float [B,3,H,W] tensors in [0,1] on one device."""
+    """Raise MetricError unless ref/test are same-shaped [B,3,H,W] tensors on one device: float in [0,1], or uint8
+    (the 8-bit values themselves, as a PNG stores them)."""
     for label, image in (("ref", ref), ("test", test)):
         if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3:
             shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
             raise MetricError(f"{label} must be a float tensor [B,3,H,W], got {shape}")
+        if image.dtype == torch.uint8:
+            continue
         if not image.is_floating_point():
-            raise MetricError(f"{label} must be a float tensor in [0,1], got dtype {image.dtype}")
+            raise MetricError(f"{label} must be a float tensor in [0,1] or uint8, got dtype {image.dtype}")
         if image.numel() and not _within_unit_range(image):
             raise MetricError(f"{label} values must lie in [0,1] (8-bit images divided by 255)")
     if ref.shape != test.shape:
@@ -78,8 +81,15 @@ def _within_unit_range(image: torch.Tensor) -> bool:
 
 
 def to_8bit_grid(image: torch.Tensor) -> torch.Tensor:
-    """[0,1] float -> float64 on the 0..255 integer grid (undoes the /255 rounding error exactly)."""
+    """[0,1] float -> float64 on the 0..255 integer grid (undoes the /255 rounding error exactly); uint8 -> float64."""
+    if image.dtype == torch.uint8:
+        return image.to(torch.float64)
     return torch.round(image.to(torch.float64) * 255.0)
+
+
+def as_unit_float(image: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float32 k/255 (what every [0,1] metric reads); a float tensor unchanged."""
+    return image.to(torch.float32).div_(255.0) if image.dtype == torch.uint8 else image
 
 
 def crop(image: torch.Tensor, border: int) -> torch.Tensor:
@@ -93,10 +103,18 @@ def crop(image: torch.Tensor, border: int) -> torch.Tensor:
 
 
 class PairedMetric(Metric):
-    """A full-reference metric with one value per image pair."""
+    """A full-reference metric with one value per image pair.
+
+    Inputs are float [0,1] or uint8; a metric with ``reads_8bit = True`` gets uint8 as it is (it works on the 8-bit
+    grid anyway), any other gets float32 k/255.
+    """
+
+    reads_8bit = False
 
     def __call__(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
         check_pair(ref, test)
+        if not self.reads_8bit:
+            ref, test = as_unit_float(ref), as_unit_float(test)
         with torch.no_grad():
             values = self.compute_batch(ref.to(self.device), test.to(self.device))
         return values.to(torch.float64)
@@ -117,7 +135,7 @@ class NoReferenceMetric(PairedMetric):
     def score(self, images: torch.Tensor) -> torch.Tensor:
         check_pair(images, images)
         with torch.no_grad():
-            values = self.compute_images(images.to(self.device))
+            values = self.compute_images(as_unit_float(images).to(self.device))
         return values.to(torch.float64)
 
     def compute_batch(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:

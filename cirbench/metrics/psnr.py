@@ -23,6 +23,15 @@ def squared_sum_8bit(diff: torch.Tensor) -> torch.Tensor:
     return partial.to(torch.float64).sum(dim=1) + squares[:, whole:].to(torch.float64).sum(dim=1)
 
 
+def grid_difference(ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
+    """ref - test on the 0..255 grid as float32 whole numbers, from uint8 or [0,1] float images."""
+    if ref.dtype == torch.uint8 and test.dtype == torch.uint8:
+        return ref.to(torch.float32).sub_(test)
+    if torch.uint8 in (ref.dtype, test.dtype):
+        return (to_8bit_grid(ref) - to_8bit_grid(test)).to(torch.float32)
+    return (ref.float() - test.float()).mul_(PEAK).round_()
+
+
 def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
     """dB from a per-image MSE on the 0..255 scale (+inf where mse == 0)."""
     return 10.0 * torch.log10(PEAK**2 / mse)
@@ -61,7 +70,7 @@ class PSNR(PlanesMetric):
             mse = torch.mean((b - a) ** 2, dim=[1, 2, 3])
             return 10 * torch.log10(1.0 / (mse + self.mse_epsilon))
         if self.channel == "rgb":  # 8-bit differences are exact integers in float32; the sum runs in float64
-            diff = crop(ref.float() - test.float(), self.crop_border).mul_(PEAK).round_()
+            diff = crop(grid_difference(ref, test), self.crop_border)
             mse = squared_sum_8bit(diff) / diff[0].numel()
             return self._db(mse)
         a, b = self.planes(ref), self.planes(test)

@@ -21,7 +21,14 @@ from typing import Any
 import torch
 
 from cirbench.errors import UnknownNameError
-from cirbench.metrics._base import MetricError, MetricInfo, MetricUnavailable, PairedMetric, check_pair
+from cirbench.metrics._base import (
+    MetricError,
+    MetricInfo,
+    MetricUnavailable,
+    PairedMetric,
+    as_unit_float,
+    check_pair,
+)
 from cirbench.weights.manager import WeightFile, WeightsUnavailable
 
 PREFIX = "pyiqa:"
@@ -160,6 +167,7 @@ class PyiqaMetric(PairedMetric):
         if ref is None and not self.info.no_reference:
             raise MetricError(f"{self.info.name} is a full-reference metric: it needs the reference image")
         check_pair(test if ref is None else ref, test)
+        ref, test = (None if ref is None else as_unit_float(ref)), as_unit_float(test)
         with torch.no_grad():
             return self.compute_batch(ref, test).to(torch.float64)
 

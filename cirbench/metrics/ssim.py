@@ -5,9 +5,13 @@ Computed in float64 on the 0..255 grid with a separable window; RGB is the mean 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from cirbench.metrics import METRICS, MetricError, MetricInfo
+from cirbench.metrics._base import crop
+from cirbench.metrics._cpu_pool import map_bands
 from cirbench.metrics._planes import PlanesMetric
 
 WINDOW_SIZE = 11
@@ -23,19 +27,21 @@ def gaussian_1d(size: int, sigma: float, dtype: torch.dtype, device: torch.devic
     return taps / taps.sum()
 
 
-def _filter_axis(planes: torch.Tensor, taps: torch.Tensor, dim: int) -> torch.Tensor:
-    """'valid' correlation of ``planes`` with the 1-D window ``taps`` along ``dim`` (shifted, scaled adds)."""
-    k = taps.numel()
-    n = planes.shape[dim] - k + 1
-    out = planes.narrow(dim, 0, n) * float(taps[0])
-    for i in range(1, k):
-        out.add_(planes.narrow(dim, i, n), alpha=float(taps[i]))
+def _filter_axis(planes: torch.Tensor, weights: list[float], dim: int) -> torch.Tensor:
+    """'valid' correlation of ``planes`` with the 1-D window ``weights`` along ``dim`` (shifted, scaled adds)."""
+    n = planes.shape[dim] - len(weights) + 1
+    out = planes.narrow(dim, 0, n) * weights[0]
+    for i, weight in enumerate(weights[1:], start=1):
+        out.add_(planes.narrow(dim, i, n), alpha=weight)
     return out
 
 
 def filter_valid(planes: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' Gaussian filtering of every plane of [N,C,H,W] (float64 stays exact to ~1e-13)."""
-    return _filter_axis(_filter_axis(planes, taps, -1), taps, -2)
+    """Separable 'valid' Gaussian filtering of every plane of [N,C,H,W] (float64 stays exact to ~1e-13).
+
+    Columns first: a band of rows then filters only its output rows along x (no halo rows), ~10 % less work."""
+    weights = taps.tolist()
+    return _filter_axis(_filter_axis(planes, weights, -2), weights, -1)
 
 
 def ssim_maps(
@@ -65,23 +71,38 @@ def ssim_maps(
     return ssim_map, cs_map
 
 
-CHUNK_ELEMENTS = 1 << 18  # pixels per plane in one band of rows: the band's planes stay in cache (~2x faster)
+CHUNK_ELEMENTS = 1 << 17  # pixels of all images and channels in one band of rows: its planes stay in cache
 
 
-def ssim_means(a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, rows: int | None = None, clip_cs_map: bool = False):
-    """([B,C] mean SSIM, [B,C] mean cs) over the 'valid' maps, computed a band of output rows at a time."""
+def _same(planes: torch.Tensor) -> torch.Tensor:
+    return planes
+
+
+def ssim_means(
+    a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, rows: int | None = None, clip_cs_map: bool = False,
+    to_planes: Callable[[torch.Tensor], torch.Tensor] = _same, channels: int | None = None,
+):  # fmt: skip
+    """([B,C] mean SSIM, [B,C] mean cs) over the 'valid' maps, computed a band of output rows at a time.
+
+    ``to_planes`` turns a band of rows of ``a``/``b`` into float64 planes (``channels`` of them, default: as many as
+    ``a`` has): converting a band at a time keeps every intermediate in cache and off the allocator.
+    """
+    channels = a.shape[1] if channels is None else channels
     if rows is None:
-        rows = max(8, CHUNK_ELEMENTS // max(1, a.shape[0] * a.shape[1] * a.shape[-1]))
+        rows = max(8, CHUNK_ELEMENTS // max(1, a.shape[0] * channels * a.shape[-1]))
     k = taps.numel()
     out_rows = a.shape[-2] - k + 1
-    ssim_sum = torch.zeros(a.shape[:2], dtype=torch.float64, device=a.device)
-    cs_sum = torch.zeros_like(ssim_sum)
-    for start in range(0, max(out_rows, 1), rows):
+
+    def band_sums(start: int) -> tuple[torch.Tensor, torch.Tensor]:
         stop = min(start + rows, out_rows) + k - 1
-        ssim_map, cs_map = ssim_maps(a[..., start:stop, :], b[..., start:stop, :], taps, clip_cs_map=clip_cs_map)
-        ssim_sum += ssim_map.sum(dim=(2, 3))
-        cs_sum += cs_map.sum(dim=(2, 3))
+        band_a, band_b = to_planes(a[..., start:stop, :]), to_planes(b[..., start:stop, :])
+        ssim_map, cs_map = ssim_maps(band_a, band_b, taps, clip_cs_map=clip_cs_map)
+        return ssim_map.sum(dim=(2, 3)), cs_map.sum(dim=(2, 3))
+
+    sums = map_bands(band_sums, range(0, max(out_rows, 1), rows), a.device)
     count = out_rows * (a.shape[-1] - k + 1)
+    ssim_sum = torch.stack([band[0] for band in sums]).sum(dim=0)
+    cs_sum = torch.stack([band[1] for band in sums]).sum(dim=0)
     return ssim_sum / count, cs_sum / count
 
 
@@ -116,6 +137,8 @@ class SSIM(PlanesMetric):
         self._taps = gaussian_1d(WINDOW_SIZE, SIGMA, torch.float64, self.device)
 
     def compute_batch(self, ref: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
-        a, b = self.planes(ref), self.planes(test)
-        ssim_mean, _ = ssim_means(a, b, self._taps, clip_cs_map=self.clip_cs_map)
+        a, b = crop(ref, self.crop_border), crop(test, self.crop_border)
+        ssim_mean, _ = ssim_means(
+            a, b, self._taps, clip_cs_map=self.clip_cs_map, to_planes=self.uncropped_planes, channels=self.plane_count
+        )
         return ssim_mean.mean(dim=1)
