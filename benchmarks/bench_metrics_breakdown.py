@@ -16,7 +16,7 @@ from PIL import Image
 from cirbench.fileio import decode_png_rgb8, encode_png
 from cirbench.metrics import create_metric
 from cirbench.metrics.color import rgb_to_y_studio
-from cirbench.metrics.ssim import CHUNK_ELEMENTS, SIGMA, WINDOW_SIZE, filter_valid, gaussian_1d, ssim_maps
+from cirbench.metrics.ssim import SIGMA, WINDOW_SIZE, band_rows, filter_valid, gaussian_1d, ssim_maps
 
 
 def _ms(run: Callable[[], object], repeat: int) -> float:
@@ -32,7 +32,7 @@ def _ms(run: Callable[[], object], repeat: int) -> float:
 def _ssim_stages(a: torch.Tensor, b: torch.Tensor, repeat: int) -> dict[str, float]:
     """SSIM's stages run one after another on the main thread, band by band as SSIM cuts them."""
     taps = gaussian_1d(WINDOW_SIZE, SIGMA, torch.float64, a.device)
-    k, rows = WINDOW_SIZE, max(8, CHUNK_ELEMENTS // (a.shape[0] * a.shape[1] * a.shape[-1]))
+    k, rows = WINDOW_SIZE, band_rows(a.shape[0] * a.shape[1], a.shape[-1])
     starts = range(0, a.shape[-2] - k + 1, rows)
     bands = [slice(s, min(s + rows, a.shape[-2] - k + 1) + k - 1) for s in starts]
     fa, fb = a.to(torch.float64), b.to(torch.float64)

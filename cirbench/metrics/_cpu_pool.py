@@ -33,8 +33,10 @@ def _pool_for(threads: int) -> ThreadPoolExecutor:
                 _pool[1].shutdown(wait=False)
             main_threads = torch.get_num_threads()
             executor = ThreadPoolExecutor(threads, "cirbench-bands", initializer=_single_threaded_worker)
+            barrier = threading.Barrier(threads)  # start every worker now, so its initializer has run ...
+            list(executor.map(lambda _: barrier.wait(), range(threads)))
             _pool = (threads, executor)
-            torch.set_num_threads(main_threads)  # the workers' setting also became the default for new threads
+            torch.set_num_threads(main_threads)  # ... before the default for new threads is set back
         return _pool[1]
 
 

@@ -74,6 +74,11 @@ def ssim_maps(
 CHUNK_ELEMENTS = 1 << 17  # pixels of all images and channels in one band of rows: its planes stay in cache
 
 
+def band_rows(planes: int, width: int) -> int:
+    """Output rows of one band: CHUNK_ELEMENTS pixels over all ``planes`` (images x channels), at least 8."""
+    return max(8, CHUNK_ELEMENTS // max(1, planes * width))
+
+
 def _same(planes: torch.Tensor) -> torch.Tensor:
     return planes
 
@@ -89,7 +94,7 @@ def ssim_means(
     """
     channels = a.shape[1] if channels is None else channels
     if rows is None:
-        rows = max(8, CHUNK_ELEMENTS // max(1, a.shape[0] * channels * a.shape[-1]))
+        rows = band_rows(a.shape[0] * channels, a.shape[-1])
     k = taps.numel()
     out_rows = a.shape[-2] - k + 1
 
